@@ -1,0 +1,62 @@
+"""Every knob of a node, each with its default and why (hashicorp/memberlist's Config is the model).
+
+`Config()` is a single node on loopback with embedded defaults: what `make run` starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def split_hostport(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """"HOST:PORT", ":PORT" or "[v6]:PORT" -> (host, port). Port 0 means any free port."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host = host.strip("[]") or default_host
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"bad port in {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port out of range in {value!r}")
+    return host, number
+
+
+@dataclass
+class Config:
+    # Identity and storage
+    name: str = ""
+    """Node name, unique in the cluster and the HLC tie-break. Empty: generated once and kept in the
+    data dir, so a restarted node is the same node."""
+    data_dir: str = "./taskmaster-data"
+    """RocksDB directory. One daemon per directory (RocksDB's lock enforces it)."""
+
+    # HTTP: MCP, health, metrics
+    http_host: str = "127.0.0.1"
+    """Loopback by default: nobody off this machine can call tools unless told otherwise."""
+    http_port: int = 7070
+    token: str | None = None
+    """Bearer token for /mcp. Required when http_host is not loopback (promise 4)."""
+    max_body_bytes: int = 1 << 20
+    """Request bodies above 1 MiB are refused with 413 before they are parsed."""
+    tools: str | None = None
+    """TASK_MASTER_TOOLS: core (default), standard, all, or a comma list of tool names."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins allowed besides loopback ones (the MCP spec's DNS-rebinding rule)."""
+
+    # Gossip (membership): reserved until the membership layer lands
+    gossip_host: str = "127.0.0.1"
+    gossip_port: int = 7946
+
+    # Clocks
+    hlc_max_offset_ms: int = 500
+    """Remote timestamps further ahead than this are clamped (CockroachDB's max-offset)."""
+
+    # Shutdown
+    drain_seconds: float = 10.0
+    """On SIGTERM, how long in-flight calls may take to finish before the node closes."""
+
+    @property
+    def http_is_loopback(self) -> bool:
+        return self.http_host in ("127.0.0.1", "localhost", "::1") or self.http_host.startswith("127.")

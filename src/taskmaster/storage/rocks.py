@@ -1,0 +1,118 @@
+"""RocksDB store: document keys, atomic write batches, and group-committed durability.
+
+Key layout (raw bytes, so one tag is one contiguous prefix scan):
+
+    d \\0 <projectRoot> \\0 <tag> \\0 <docId>      a document (msgpack of crdt.encode)
+
+Tag names never contain NUL and project roots are paths, which cannot either. The project's own
+documents (current tag, settings) use the empty tag, which sorts before every real tag.
+
+rocksdict holds the GIL during a synced put, so writes go to the WAL unsynced and `durable()` runs
+one `flush_wal(sync=True)` in a thread for every writer waiting at that moment (group commit): a
+write is acknowledged only after the flush that followed it has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch, WriteOptions
+
+DOC = b"d"
+SEP = b"\x00"
+
+
+class StoreLockedError(RuntimeError):
+    """Another process (or store) has this data directory open."""
+
+
+def doc_key(project: str, tag: str, doc_id: str) -> bytes:
+    return SEP.join((DOC, project.encode(), tag.encode(), doc_id.encode()))
+
+
+def project_prefix(project: str) -> bytes:
+    return SEP.join((DOC, project.encode(), b""))
+
+
+def split_doc_key(key: bytes) -> tuple[str, str, str]:
+    _, project, tag, doc_id = key.split(SEP, 3)
+    return project.decode(), tag.decode(), doc_id.decode()
+
+
+class Store:
+    def __init__(self, path: str, metrics=None):
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        try:
+            self._db = Rdict(path, opts)
+        except Exception as exc:  # rocksdict raises a bare Exception with RocksDB's text
+            if "lock" in str(exc).lower():
+                raise StoreLockedError(
+                    f"data directory {path!r} is in use by another taskmasterd (RocksDB lock held)"
+                ) from exc
+            raise
+        self.path = path
+        self._metrics = metrics
+        self._unsynced = WriteOptions()
+        self._unsynced.sync = False
+        self._written = 0  # batches written so far
+        self._synced = 0  # batches known to be on disk
+        self._flushing: asyncio.Task | None = None
+
+    # ---- reads -----------------------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        return self._db.get(key)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        ropts = ReadOptions()
+        ropts.set_iterate_upper_bound(prefix[:-1] + bytes([prefix[-1] + 1]))
+        yield from self._db.items(from_key=prefix, read_opt=ropts)
+
+    # ---- writes ----------------------------------------------------------------------------------
+    def write(self, items: dict[bytes, bytes | None]) -> None:
+        """Write atomically (one batch; None deletes). Not durable until `durable()` returns."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in items.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        started = time.perf_counter()
+        self._db.write(batch, self._unsynced)
+        self._written += 1
+        if self._metrics:
+            self._metrics.storage_write.observe(time.perf_counter() - started)
+
+    async def durable(self) -> None:
+        """Return once every write made before this call is on disk (fsync'd WAL).
+
+        Callers arriving while a flush runs wait for it and, if it started before their write,
+        share the next one: one fsync serves every writer that queued behind it.
+        """
+        target = self._written
+        while self._synced < target:
+            if self._flushing is None:
+                self._flushing = asyncio.ensure_future(self._run_flush())
+            await asyncio.shield(self._flushing)
+
+    async def _run_flush(self) -> None:
+        upto = self._written
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._flush)
+            self._synced = max(self._synced, upto)
+        finally:
+            self._flushing = None
+
+    def _flush(self) -> None:
+        started = time.perf_counter()
+        self._db.flush_wal(True)
+        if self._metrics:
+            self._metrics.storage_fsync.observe(time.perf_counter() - started)
+
+    def close(self) -> None:
+        try:
+            self._db.flush_wal(True)
+        finally:
+            self._db.close()

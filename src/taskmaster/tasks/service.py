@@ -1,0 +1,224 @@
+"""The task store of one node: a cache of materialized projects over CRDT documents in RocksDB.
+
+`view(root)` gives the domain logic a read-only `ProjectView`; `write(root, fn)` runs `fn` on a
+`ProjectTx`, turns what it changed into CRDT deltas, merges them, writes the changed documents in
+one batch, and returns only after that batch is durable.
+
+No lock is needed for a read-modify-write: loading, `fn` and the commit are synchronous, so on the
+event loop nothing can interleave with them. Only the wait for durability yields, and that happens
+after the cache already holds the new state (a later write that reads it is made durable by the same
+or a later fsync of the same WAL, so it can never be acknowledged ahead of what it read).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..crdt import HLC, Doc, decode, encode, merge
+from ..crdt.doc import DELETED
+from ..crdt.taskdoc import fields_delta, fields_view, task_delta, tombstone, view
+from ..storage import Store, doc_key, project_prefix, split_doc_key
+from .state import MASTER, ProjectTx, ProjectView, TagState, TagWork, new_uid
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STATE_TAG = ""  # the project's own documents live under the empty tag
+STATE_DOC = "state"
+META_DOC = "meta"
+REPORT_DOC = "report"
+TASK_PREFIX = "t"
+
+
+class Project:
+    """Cache of one project: its documents and their materialized tags."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.docs: dict[tuple[str, str], Doc] = {}
+        self.tags: dict[str, TagState] = {}
+        self.state: dict = {}
+
+    def view(self) -> ProjectView:
+        return ProjectView(self.root, self.tags, self.state)
+
+    def tag(self, name: str) -> TagState:
+        t = self.tags.get(name)
+        if t is None:
+            t = self.tags[name] = TagState(exists=name == MASTER)
+        return t
+
+    def load_doc(self, tag: str, doc_id: str, doc: Doc) -> None:
+        """Put a stored document into the cache (used while loading)."""
+        self.docs[(tag, doc_id)] = doc
+        if tag == STATE_TAG:
+            if doc_id == STATE_DOC:
+                self.state = fields_view(doc) or {}
+            return
+        t = self.tag(tag)
+        if doc_id == META_DOC:
+            t.exists = not doc.deleted or tag == MASTER
+            t.metadata = fields_view(doc) or {}
+        elif doc_id == REPORT_DOC:
+            t.report = doc.get("report")
+        elif doc_id.startswith(TASK_PREFIX):
+            task, keys = view(doc)
+            if task is not None:
+                uid = doc_id[len(TASK_PREFIX):]
+                t.tasks.append(task)
+                t.uid[id(task)] = uid
+                t.sub_keys[uid] = keys
+
+    def finish_load(self) -> None:
+        for t in self.tags.values():
+            _sort(t.tasks)
+
+
+def _sort(tasks: list[dict]) -> None:
+    tasks.sort(key=lambda t: (t.get("id") if isinstance(t.get("id"), int) else 1 << 62))
+
+
+class TaskService:
+    def __init__(self, store: Store, hlc: HLC, metrics=None,
+                 importer: Callable[[ProjectTx], bool] | None = None):
+        self.store = store
+        self.hlc = hlc
+        self.metrics = metrics
+        self.importer = importer  # fills an unknown project from its files (tasks.json) if any
+        self._projects: dict[str, Project] = {}
+
+    # ---- reading -----------------------------------------------------------------------------------
+    def project(self, root: str) -> Project:
+        project = self._projects.get(root)
+        if project is None:
+            project = self._load(root)
+        return project
+
+    def view(self, root: str) -> ProjectView:
+        return self.project(root).view()
+
+    def _load(self, root: str) -> Project:
+        project = Project(root)
+        for key, value in self.store.scan(project_prefix(root)):
+            _, tag, doc_id = split_doc_key(key)
+            project.load_doc(tag, doc_id, decode(value))
+        project.finish_load()
+        self._projects[root] = project
+        if not project.docs and self.importer is not None:
+            tx = ProjectTx(project.view())
+            try:
+                imported = self.importer(tx)
+            except Exception:  # a broken tasks.json must not make the project unusable
+                log.exception("importing the files of %s failed; starting it empty", root)
+                imported = False
+            if imported:
+                self._commit(project, tx)
+        return project
+
+    # ---- writing -----------------------------------------------------------------------------------
+    async def write(self, root: str, fn: Callable[[ProjectTx], T]) -> T:
+        """Run `fn` on a transaction, commit what it changed, return its result once durable."""
+        project = self.project(root)
+        tx = ProjectTx(project.view())
+        result = fn(tx)
+        if self._commit(project, tx):
+            await self.store.durable()
+        return result
+
+    def _commit(self, project: Project, tx: ProjectTx) -> bool:
+        ts, node = self.hlc.now(), self.hlc.node
+        deltas: list[tuple[str, str, Doc]] = []
+        if tx.state_changed:
+            d = Doc()
+            fields_delta(d, project.state, tx.state, ts, node)
+            deltas.append((STATE_TAG, STATE_DOC, d))
+        for tag, w in tx.work.items():
+            deltas.extend(self._tag_deltas(project, tag, w, ts, node))
+        if not deltas:
+            return False
+        merged = {}
+        for tag, doc_id, delta in deltas:
+            cur = project.docs.get((tag, doc_id))
+            merged[(tag, doc_id)] = delta if cur is None else merge(cur, delta)
+        self.store.write({doc_key(project.root, t, d): encode(doc) for (t, d), doc in merged.items()})
+        if self.metrics:
+            self.metrics.docs_written.inc(len(merged))
+        # The batch is written: now the cache may show it.
+        project.docs.update(merged)
+        if tx.state_changed:
+            project.state = fields_view(merged[(STATE_TAG, STATE_DOC)]) or {}
+        for tag, w in tx.work.items():
+            self._refresh_tag(project, tag, w, merged)
+        return True
+
+    def _tag_deltas(self, project: Project, tag: str, w: TagWork, ts: int, node: str):
+        meta = project.docs.get((tag, META_DOC))
+        if not w.exists:
+            yield tag, META_DOC, tombstone(ts, node)
+            for uid in w.removed:
+                yield tag, TASK_PREFIX + uid, tombstone(ts, node)
+            return
+        if w.metadata_changed:
+            d = Doc()
+            old = w.base.metadata if (w.base is not None and not w.recreated) else {}
+            fields_delta(d, old, w.metadata, ts, node)
+            if meta is None or meta.deleted:
+                d.set(DELETED, False, ts, node)
+            yield tag, META_DOC, d
+        if w.report_changed:
+            d = Doc()
+            if w.report is None:
+                d.unset("report", ts, node)
+            else:
+                d.set("report", w.report, ts, node)
+            yield tag, REPORT_DOC, d
+        for uid in w.removed:
+            yield tag, TASK_PREFIX + uid, tombstone(ts, node)
+        added = {id(t) for t in w.added}
+        for task in w.tasks:
+            uid = w.uid.get(id(task))
+            if uid is None or uid in w.removed:
+                continue  # untouched cached task
+            doc = project.docs.get((tag, TASK_PREFIX + uid))
+            old = None if id(task) in added else w.origin.get(uid)
+            keys = [w.sub_keys.get(id(s)) or new_uid() for s in task.get("subtasks") or []]
+            delta = task_delta(doc, old, task, keys, ts, node)
+            if not delta.is_empty():
+                yield tag, TASK_PREFIX + uid, delta
+
+    def _refresh_tag(self, project: Project, tag: str, w: TagWork, merged: dict) -> None:
+        t = project.tag(tag)
+        meta = merged.get((tag, META_DOC))
+        if meta is not None:
+            t.exists = not meta.deleted or tag == MASTER
+            t.metadata = fields_view(meta) or {}
+        report = merged.get((tag, REPORT_DOC))
+        if report is not None:
+            t.report = report.get("report")
+        changed: dict[str, dict | None] = {}
+        for (dtag, doc_id), doc in merged.items():
+            if dtag == tag and doc_id.startswith(TASK_PREFIX):
+                uid = doc_id[len(TASK_PREFIX):]
+                task, keys = view(doc)
+                changed[uid] = task
+                if task is None:
+                    t.sub_keys.pop(uid, None)
+                else:
+                    t.sub_keys[uid] = keys
+        if not changed:
+            return
+        kept = []
+        for task in t.tasks:
+            uid = t.uid[id(task)]
+            if uid in changed:
+                del t.uid[id(task)]
+            else:
+                kept.append(task)
+        for uid, task in changed.items():
+            if task is not None:
+                kept.append(task)
+                t.uid[id(task)] = uid
+        _sort(kept)
+        t.tasks = kept
