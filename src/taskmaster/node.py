@@ -69,10 +69,10 @@ class Node:
 
             self.service = TaskService(self.store, hlc, self.metrics, importer=import_project)
             self._reserve_gossip()
-            self._runner = web.AppRunner(build_app(self), access_log=None)
+            self._runner = web.AppRunner(build_app(self), access_log=None,
+                                         shutdown_timeout=cfg.drain_seconds)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, cfg.http_host, cfg.http_port,
-                               shutdown_timeout=cfg.drain_seconds)
+            site = web.TCPSite(self._runner, cfg.http_host, cfg.http_port)
             await site.start()
             self.http_port = self._runner.addresses[0][1]
         except BaseException:

@@ -38,9 +38,14 @@ def canonical(value: Any) -> Any:
     return value
 
 
-def _key_order(k: Any) -> tuple[int, Any]:
-    # Set elements and map keys may mix ints and strings: ints first, then strings.
-    return (0, k, "") if isinstance(k, int) else (1, 0, str(k))
+def _key_order(k: Any) -> tuple:
+    """Ints first, then "P.S" ids in numeric order ("2.1" before "10.1"), then other strings."""
+    if isinstance(k, int):
+        return (0, k, 0, "")
+    head, dot, tail = str(k).partition(".")
+    if dot and head.isdecimal() and tail.isdecimal():  # not isdigit: int("²") fails
+        return (1, int(head), int(tail), str(k))  # raw text breaks ties ("01.2" vs "1.2")
+    return (2, 0, 0, str(k))
 
 
 def _pack(value: Any) -> bytes:
@@ -56,7 +61,7 @@ def reg_wins(a: Reg, b: Reg) -> bool:
     return _pack([a[2], a[3]]) > _pack([b[2], b[3]])
 
 
-@dataclass
+@dataclass(slots=True)
 class Doc:
     fields: dict[str, Reg] = field(default_factory=dict)
     sets: dict[str, dict[Elem, tuple[frozenset[Dot], frozenset[Dot]]]] = field(default_factory=dict)
@@ -128,7 +133,9 @@ def merge_into(target: Doc, delta: Doc, copy_children: bool = False) -> bool:
     changed = False
     for name, reg in delta.fields.items():
         cur = target.fields.get(name)
-        if cur is None or (cur != reg and reg_wins(reg, cur)):
+        # Not `cur != reg`: registers that compare equal may still differ on the wire (1 and 1.0,
+        # 0.0 and -0.0); only the total order of `reg_wins` keeps merge commutative on such ties.
+        if cur is None or (cur is not reg and reg_wins(reg, cur)):
             target.fields[name] = reg
             changed = True
     for name, elems in delta.sets.items():

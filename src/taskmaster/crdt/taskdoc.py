@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .doc import DELETED, Doc
+from .doc import DELETED, Doc, merge
 
 DEPS = "dependencies"
 SUBTASKS = "subtasks"
@@ -97,9 +97,13 @@ def task_delta(doc: Doc | None, old: dict | None, new: dict | None, sub_keys: li
     if new is None:
         return tombstone(ts, node)
     delta = Doc()
-    old = old or {}
     if doc is not None and doc.deleted:
-        delta.set(DELETED, False, ts, node)  # re-created on purpose
+        # Re-created on purpose: the tombstone still holds the old content; diff against it so
+        # none of it shows through.
+        delta.set(DELETED, False, ts, node)
+        doc = merge(doc, delta)
+        old = view(doc)[0]
+    old = old or {}
     fields_delta(delta, old, new, ts, node, skip=(DEPS, SUBTASKS))
     deps_delta(delta, doc, old.get(DEPS, []), new.get(DEPS, []), ts, node)
     old_subs = dict(zip(_sub_keys(doc), old.get(SUBTASKS, []), strict=False))

@@ -1,8 +1,7 @@
 """Task and subtask references: "15" is task 15, "15.2" is subtask 2 of task 15.
 
-On the wire a task id is a number and a subtask id the string "P.S"; inside a subtask's dependency
-list a bare number still means a sibling subtask (Task Master's convention), which `resolve_dep`
-spells out.
+On the wire and in every stored dependency list a task id is a number and a subtask id the string
+"P.S" (see references.py, which reads and writes stored dependencies).
 """
 
 from __future__ import annotations
@@ -67,14 +66,14 @@ def is_valid_refs(text: str) -> bool:
 
 
 def resolve_dep(dep: int | str, parent: int | None = None) -> str:
-    """A dependency as a full id string: in subtask P's list a bare n means sibling "P.n"."""
-    if isinstance(dep, str) and "." in dep:
-        return dep
-    return f"{parent}.{dep}" if parent is not None else str(dep)
+    """A stored dependency as full id text: 5 -> "5", "4.1" stays. Stored dependencies are full ids
+    wherever they are, so `parent` is ignored; it is accepted only until next_task.py and
+    cli/render.py stop passing it (then this can go: `str(dep)` or references.dep_target)."""
+    return str(dep)
 
 
 def dep_wire(dep: int | str) -> int | str:
-    """Normalise a stored dependency: "3" -> 3, "2.1" stays, 3 stays."""
+    """A dependency read from a file in its id type: "3" -> 3, "2.1" stays, 3 stays."""
     if isinstance(dep, str):
         s = dep.strip()
         if s.isdigit():

@@ -13,6 +13,7 @@ or a later fsync of the same WAL, so it can never be acknowledged ahead of what 
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -37,7 +38,7 @@ class Project:
 
     def __init__(self, root: str):
         self.root = root
-        self.docs: dict[tuple[str, str], Doc] = {}
+        self.loaded_docs = 0  # documents found in the store when the project was loaded
         self.tags: dict[str, TagState] = {}
         self.state: dict = {}
 
@@ -52,7 +53,7 @@ class Project:
 
     def load_doc(self, tag: str, doc_id: str, doc: Doc) -> None:
         """Put a stored document into the cache (used while loading)."""
-        self.docs[(tag, doc_id)] = doc
+        self.loaded_docs += 1
         if tag == STATE_TAG:
             if doc_id == STATE_DOC:
                 self.state = fields_view(doc) or {}
@@ -73,11 +74,13 @@ class Project:
 
     def finish_load(self) -> None:
         for t in self.tags.values():
-            _sort(t.tasks)
+            t.tasks.sort(key=_order)
+            t.index()
 
 
-def _sort(tasks: list[dict]) -> None:
-    tasks.sort(key=lambda t: (t.get("id") if isinstance(t.get("id"), int) else 1 << 62))
+def _order(task: dict) -> int:
+    task_id = task.get("id")
+    return task_id if isinstance(task_id, int) else 1 << 62
 
 
 class TaskService:
@@ -106,7 +109,7 @@ class TaskService:
             project.load_doc(tag, doc_id, decode(value))
         project.finish_load()
         self._projects[root] = project
-        if not project.docs and self.importer is not None:
+        if not project.loaded_docs and self.importer is not None:
             tx = ProjectTx(project.view())
             try:
                 imported = self.importer(tx)
@@ -129,32 +132,39 @@ class TaskService:
 
     def _commit(self, project: Project, tx: ProjectTx) -> bool:
         ts, node = self.hlc.now(), self.hlc.node
+        reads: dict[tuple[str, str], Doc | None] = {}  # documents read from the store, once each
         deltas: list[tuple[str, str, Doc]] = []
         if tx.state_changed:
             d = Doc()
             fields_delta(d, project.state, tx.state, ts, node)
             deltas.append((STATE_TAG, STATE_DOC, d))
         for tag, w in tx.work.items():
-            deltas.extend(self._tag_deltas(project, tag, w, ts, node))
+            deltas.extend(self._tag_deltas(project, tag, w, ts, node, reads))
         if not deltas:
             return False
         merged = {}
         for tag, doc_id, delta in deltas:
-            cur = project.docs.get((tag, doc_id))
+            cur = self._stored(project, tag, doc_id, reads)
             merged[(tag, doc_id)] = delta if cur is None else merge(cur, delta)
         self.store.write({doc_key(project.root, t, d): encode(doc) for (t, d), doc in merged.items()})
         if self.metrics:
             self.metrics.docs_written.inc(len(merged))
         # The batch is written: now the cache may show it.
-        project.docs.update(merged)
         if tx.state_changed:
             project.state = fields_view(merged[(STATE_TAG, STATE_DOC)]) or {}
         for tag, w in tx.work.items():
             self._refresh_tag(project, tag, w, merged)
         return True
 
-    def _tag_deltas(self, project: Project, tag: str, w: TagWork, ts: int, node: str):
-        meta = project.docs.get((tag, META_DOC))
+    def _stored(self, project: Project, tag: str, doc_id: str, reads: dict) -> Doc | None:
+        """The stored document, read from RocksDB: the cache keeps only materialized tasks, so memory
+        holds one copy of a project, not two."""
+        if (tag, doc_id) not in reads:
+            raw = self.store.get(doc_key(project.root, tag, doc_id))
+            reads[(tag, doc_id)] = decode(raw) if raw is not None else None
+        return reads[(tag, doc_id)]
+
+    def _tag_deltas(self, project: Project, tag: str, w: TagWork, ts: int, node: str, reads: dict):
         if not w.exists:
             yield tag, META_DOC, tombstone(ts, node)
             for uid in w.removed:
@@ -162,7 +172,11 @@ class TaskService:
             return
         if w.metadata_changed:
             d = Doc()
-            old = w.base.metadata if (w.base is not None and not w.recreated) else {}
+            meta = self._stored(project, tag, META_DOC, reads)
+            if w.base is not None and not w.recreated:
+                old = w.base.metadata
+            else:  # a tombstone keeps its fields: clear them, or the old tag's metadata shows through
+                old = {k: r[3] for k, r in meta.fields.items() if r[2] and k[0] != "~"} if meta else {}
             fields_delta(d, old, w.metadata, ts, node)
             if meta is None or meta.deleted:
                 d.set(DELETED, False, ts, node)
@@ -177,11 +191,11 @@ class TaskService:
         for uid in w.removed:
             yield tag, TASK_PREFIX + uid, tombstone(ts, node)
         added = {id(t) for t in w.added}
-        for task in w.tasks:
-            uid = w.uid.get(id(task))
-            if uid is None or uid in w.removed:
-                continue  # untouched cached task
-            doc = project.docs.get((tag, TASK_PREFIX + uid))
+        for task in w.touched.values():
+            uid = w.uid[id(task)]
+            if uid in w.removed:
+                continue
+            doc = self._stored(project, tag, TASK_PREFIX + uid, reads)
             old = None if id(task) in added else w.origin.get(uid)
             keys = [w.sub_keys.get(id(s)) or new_uid() for s in task.get("subtasks") or []]
             delta = task_delta(doc, old, task, keys, ts, node)
@@ -209,16 +223,42 @@ class TaskService:
                     t.sub_keys[uid] = keys
         if not changed:
             return
-        kept = []
-        for task in t.tasks:
-            uid = t.uid[id(task)]
-            if uid in changed:
-                del t.uid[id(task)]
-            else:
-                kept.append(task)
+        # A new list each time (readers may key caches on the list object); only the changed tasks
+        # move, each found by binary search on the id order.
+        tasks = list(t.tasks)
+        new_uids = {w.uid[id(task)] for task in w.added}
+        old_by_uid = {uid: w.origin[uid] for uid in changed if uid in w.origin}
+        if len(old_by_uid) + len(new_uids & changed.keys()) < len(changed):  # e.g. a deleted tag
+            old_by_uid = {t.uid[id(task)]: task for task in tasks if t.uid[id(task)] in changed}
+        by_id = t.by_id
+        for old in old_by_uid.values():
+            i = _position(tasks, old)
+            if i is not None:
+                del tasks[i]
+            t.uid.pop(id(old), None)
+            if by_id.get(old.get("id")) is old:
+                del by_id[old.get("id")]
+                twin = _position_of_id(tasks, old.get("id"))  # a duplicate id (until repaired)
+                if twin is not None:
+                    by_id[old.get("id")] = tasks[twin]
         for uid, task in changed.items():
             if task is not None:
-                kept.append(task)
+                insort(tasks, task, key=_order)
                 t.uid[id(task)] = uid
-        _sort(kept)
-        t.tasks = kept
+                by_id.setdefault(task.get("id"), task)
+        t.tasks = tasks
+
+def _position_of_id(tasks: list[dict], task_id) -> int | None:
+    if not isinstance(task_id, int):
+        return next((j for j, t in enumerate(tasks) if t.get("id") == task_id), None)
+    i = bisect_left(tasks, task_id, key=_order)
+    return i if i < len(tasks) and tasks[i].get("id") == task_id else None
+
+
+def _position(tasks: list[dict], task: dict) -> int | None:
+    i = bisect_left(tasks, _order(task), key=_order)
+    while i < len(tasks) and _order(tasks[i]) == _order(task):
+        if tasks[i] is task:
+            return i
+        i += 1
+    return next((j for j, t in enumerate(tasks) if t is task), None)

@@ -13,12 +13,17 @@ Do not remove from `tx.tasks(tag)` while iterating it; collect, then remove.
 from __future__ import annotations
 
 import secrets
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import TaskError
 
 MASTER = "master"
+
+
+def _id_key(task: dict) -> int:
+    return task.get("id")
 
 
 def copy_json(value: Any) -> Any:
@@ -44,6 +49,16 @@ class TagState:
     metadata: dict = field(default_factory=dict)
     report: dict | None = None
     exists: bool = True
+    by_id: dict[int, dict] = field(default_factory=dict)  # task id -> task (first one on a duplicate)
+
+    def index(self) -> None:
+        """Rebuild `by_id` from `tasks` (after loading)."""
+        self.by_id = {}
+        for t in self.tasks:
+            self.by_id.setdefault(t.get("id"), t)
+
+    def find(self, task_id: int) -> dict | None:
+        return self.by_id.get(task_id)
 
 
 class ProjectView:
@@ -65,6 +80,7 @@ class ProjectView:
                 t.setdefault("subtasks", [])
             states[name] = TagState(tasks, {id(t): new_uid() for t in tasks},
                                     {}, copy_json(body.get("metadata", {})), body.get("report"))
+            states[name].index()
         return cls(root, states, copy_json(state or {}))
 
     # ---- tags --------------------------------------------------------------------------------------
@@ -107,13 +123,11 @@ class ProjectView:
         return t.tasks if t is not None and t.exists else []
 
     def task(self, tag: str, task_id: int) -> dict | None:
-        for task in self.tasks(tag):
-            if task.get("id") == task_id:
-                return task
-        return None
+        t = self._tag_state(tag)
+        return t.find(task_id) if t is not None and t.exists else None
 
     # ---- internals the transaction overrides -------------------------------------------------------
-    def _tag_state(self, name: str) -> TagState | None:
+    def _tag_state(self, name: str) -> TagState | TagWork | None:
         return self._tags.get(name)
 
     def _tag_names_all(self):
@@ -137,10 +151,60 @@ class TagWork:
     metadata_changed: bool = False
     report_changed: bool = False
     recreated: bool = False  # deleted (or absent) then created in this transaction
+    touched: dict[int, dict] = field(default_factory=dict)  # id(obj) -> obj: edited copies and added
+    gone: set[int] = field(default_factory=set)  # id() of cached tasks replaced by a copy or removed
+    _index: dict[int, int] | None = None  # id(task) -> position in `tasks`, when bisect cannot tell
 
-    @property
-    def state(self) -> TagState:
-        return TagState(self.tasks, {}, {}, self.metadata, self.report, self.exists)
+    def index_of(self, task: dict) -> int:
+        if self._index is None:
+            # The list starts sorted by id and mostly stays so: try a binary search first.
+            task_id = task.get("id")
+            if isinstance(task_id, int):
+                try:
+                    i = bisect_left(self.tasks, task_id, key=_id_key)
+                except TypeError:
+                    i = len(self.tasks)
+                while i < len(self.tasks) and self.tasks[i].get("id") == task_id:
+                    if self.tasks[i] is task:
+                        return i
+                    i += 1
+            self._index = {id(t): i for i, t in enumerate(self.tasks)}
+        i = self._index.get(id(task))
+        if i is None or self.tasks[i] is not task:
+            raise ValueError("task is not in this tag")
+        return i
+
+    def find(self, task_id: int) -> dict | None:
+        if len(self.touched) > 32:  # a bulk edit: the index would go stale anyway
+            return next((t for t in self.tasks if t.get("id") == task_id), None)
+        for t in self.touched.values():
+            if t.get("id") == task_id:
+                return t
+        if self.base is not None and self.base.exists and not self.recreated:
+            t = self.base.by_id.get(task_id)
+            if t is not None and id(t) not in self.gone and t.get("id") == task_id:
+                return t
+        return None
+
+    def replace(self, index: int, old: dict, new: dict) -> None:
+        self.tasks[index] = new
+        self.gone.add(id(old))
+        self.touched[id(new)] = new
+        if self._index is not None:
+            del self._index[id(old)]
+            self._index[id(new)] = index
+
+    def append(self, task: dict) -> None:
+        self.tasks.append(task)
+        self.touched[id(task)] = task
+        if self._index is not None:
+            self._index[id(task)] = len(self.tasks) - 1
+
+    def pop(self, index: int) -> None:
+        task = self.tasks.pop(index)
+        if self.touched.pop(id(task), None) is None:
+            self.gone.add(id(task))
+        self._index = None  # positions after it shifted
 
 
 class ProjectTx(ProjectView):
@@ -152,9 +216,9 @@ class ProjectTx(ProjectView):
         self.work: dict[str, TagWork] = {}
 
     # ---- overrides so reads see this transaction's own changes ------------------------------------
-    def _tag_state(self, name: str) -> TagState | None:
+    def _tag_state(self, name: str) -> TagState | TagWork | None:
         w = self.work.get(name)
-        return w.state if w is not None else self._tags.get(name)
+        return w if w is not None else self._tags.get(name)
 
     def _tag_names_all(self):
         return set(self._tags) | set(self.work)
@@ -182,12 +246,12 @@ class ProjectTx(ProjectView):
         uid = w.base.uid[id(task)] if w.base is not None else None
         if uid is None:
             raise ValueError("edit() takes a task read from this transaction")
-        index = _index_of(w.tasks, task)
+        index = w.index_of(task)
         mine = copy_json(task)
         keys = w.base.sub_keys.get(uid, [])
         for sub, key in zip(mine.get("subtasks") or [], keys, strict=False):
             w.sub_keys[id(sub)] = key
-        w.tasks[index] = mine
+        w.replace(index, task, mine)
         w.uid[id(mine)] = uid
         w.origin[uid] = task
         return mine
@@ -202,18 +266,19 @@ class ProjectTx(ProjectView):
         w = self._work(tag)
         task.setdefault("dependencies", [])
         task.setdefault("subtasks", [])
-        w.tasks.append(task)
+        w.append(task)
         w.uid[id(task)] = new_uid()
         w.added.append(task)
         return task
 
     def remove(self, tag: str, task: dict) -> None:
         w = self._work(tag)
-        index = _index_of(w.tasks, task)
-        del w.tasks[index]
+        w.pop(w.index_of(task))
         uid = w.uid.pop(id(task), None)
         if uid is None and w.base is not None:
             uid = w.base.uid.get(id(task))
+            if uid is not None:
+                w.origin.setdefault(uid, task)  # the cached object the commit must drop
         if any(t is task for t in w.added):
             w.added = [t for t in w.added if t is not task]
         elif uid is not None:
@@ -235,14 +300,20 @@ class ProjectTx(ProjectView):
         if self.has_tag(name) and name != MASTER:
             raise TaskError(f"Tag '{name}' already exists", "TAG_EXISTS")
         base = self._tags.get(name)
-        self.work[name] = TagWork(base, [], copy_json(metadata), True, None, metadata_changed=True,
-                                  recreated=base is not None, report_changed=True)
+        w = TagWork(base, [], copy_json(metadata), True, None, metadata_changed=True,
+                    recreated=base is not None, report_changed=True)
+        deleted = self.work.get(name)
+        if deleted is not None:  # deleted earlier in this transaction: its tasks stay removed
+            w.removed = deleted.removed
+        self.work[name] = w
 
     def delete_tag(self, name: str) -> None:
         w = self._work(name)
         if w.base is not None:
             w.removed.update(w.base.uid.values())
         w.tasks = []
+        w._index = None
+        w.touched = {}
         w.added = []
         w.exists = False
         w.report = None
@@ -255,9 +326,3 @@ class ProjectTx(ProjectView):
     def state_changed(self) -> bool:
         return self._state != self._base_state
 
-
-def _index_of(tasks: list[dict], task: dict) -> int:
-    for i, t in enumerate(tasks):
-        if t is task:
-            return i
-    raise ValueError("task is not in this tag")

@@ -70,16 +70,15 @@ def _check(schema: dict, value: Any, path: str, issues: list[str]) -> Any:
 
 
 def _object(schema: dict, value: dict, path: str, issues: list[str]) -> dict:
+    """Properties checked in schema order (zod's issue order); missing required ones reported there."""
     out = {}
-    props = schema.get("properties", {})
-    for name in schema.get("required", []):
-        if value.get(name) is None:
-            want = props.get(name, {}).get("type", "value")
-            want = "number" if want == "integer" else want
-            issues.append(f"{_join(path, name)}: Invalid input: expected {want}, received undefined")
-    for name, sub in props.items():
-        if name in value and value[name] is not None:
+    required = set(schema.get("required", []))
+    for name, sub in schema.get("properties", {}).items():
+        if value.get(name) is not None:
             out[name] = _check(sub, value[name], _join(path, name), issues)
+        elif name in required:
+            want = "number" if sub.get("type") == "integer" else sub.get("type", "value")
+            issues.append(f"{_join(path, name)}: Invalid input: expected {want}, received undefined")
         elif "default" in sub:
             out[name] = sub["default"]
     return out
