@@ -1,0 +1,1 @@
+"""The MCP protocol layer: JSON-RPC framing, Streamable HTTP at /mcp, and the stdio bridge."""

@@ -1,0 +1,25 @@
+"""Constants and stand-in tools shared by the MCP protocol tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from taskmaster import __version__
+
+# tools/list of task-master-ai 0.43.1, recorded from the real server (../shared/reference/tools_list.json)
+REFERENCE = json.loads((Path(__file__).parent / "reference_tools_list.json").read_text())
+INFO = {"name": "taskmaster", "version": __version__}
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+async def stepping_tool(name, arguments, session):
+    """A stand-in call_tool that reports `steps` progress steps through the session, as handlers do
+    through ctx.progress, and says whether it could."""
+    steps = arguments.get("steps", 0)
+    for i in range(steps):
+        if session["progress"] is not None:
+            await session["progress"](i + 1, steps, None if i else "starting")
+        await asyncio.sleep(0)
+    return {"content": [{"type": "text", "text": f"{steps} steps, progress {session['progress'] is not None}"}]}
