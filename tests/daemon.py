@@ -1,0 +1,78 @@
+"""Real taskmasterd processes for tests: start, wait for the ready line, signal, restart."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+READY = re.compile(r"^taskmasterd ready name=(\S+) http=(\S+) gossip=(\S+)$")
+
+
+class Daemon:
+    def __init__(self, data_dir: str | Path, *args: str, env: dict | None = None):
+        self.data_dir = str(data_dir)
+        self.args = list(args)
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.url = self.name = self.gossip = ""
+        self.ready_seconds = 0.0
+
+    def command(self) -> list[str]:
+        return [str(BIN / "taskmasterd"), "--data-dir", self.data_dir, "--http", "127.0.0.1:0",
+                "--bind", "127.0.0.1:0", "--log-level", "warning", *self.args]
+
+    def start(self, timeout: float = 15.0) -> Daemon:
+        started = time.monotonic()
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=self.env, text=True)
+        line = read_line(self.proc, timeout)
+        m = READY.match(line.strip())
+        if m is None:
+            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            self.stop()
+            raise RuntimeError(f"taskmasterd did not get ready: {line!r} {err}")
+        self.ready_seconds = time.monotonic() - started
+        self.name, self.url, self.gossip = m.groups()
+        return self
+
+    @property
+    def base(self) -> str:
+        return self.url.rsplit("/mcp", 1)[0]
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr) if self.proc else ():
+            stream.close()
+
+
+def read_line(proc: subprocess.Popen, timeout: float) -> str:
+    """One line of the process's stdout, waiting at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if ready:
+            return proc.stdout.readline()
+        if proc.poll() is not None:
+            return ""
+    return ""
