@@ -102,23 +102,31 @@ class TaskService:
     def view(self, root: str) -> ProjectView:
         return self.project(root).view()
 
-    def _load(self, root: str) -> Project:
+    def _load(self, root: str, may_import: bool = True) -> Project:
         project = Project(root)
         for key, value in self.store.scan(project_prefix(root)):
             _, tag, doc_id = split_doc_key(key)
             project.load_doc(tag, doc_id, decode(value))
         project.finish_load()
         self._projects[root] = project
-        if not project.loaded_docs and self.importer is not None:
-            tx = ProjectTx(project.view())
-            try:
-                imported = self.importer(tx)
-            except Exception:  # a broken tasks.json must not make the project unusable
-                log.exception("importing the files of %s failed; starting it empty", root)
-                imported = False
-            if imported:
-                self._commit(project, tx)
+        if may_import and not project.loaded_docs and self.importer is not None and self._import(project):
+            # An import is one large batch whose temporaries would stay interleaved with the cache
+            # (RSS 166 MB instead of 106 MB for 10,000 tasks): drop it all and load it as a restart would.
+            del self._projects[root], project
+            self.store.compact_memory()
+            return self._load(root, may_import=False)
         return project
+
+    def _import(self, project: Project) -> bool:
+        tx = ProjectTx(project.view())
+        try:
+            imported = self.importer(tx)
+        except Exception:  # a broken tasks.json must not make the project unusable
+            log.exception("importing the files of %s failed; starting it empty", project.root)
+            return False
+        if imported:
+            self._commit(project, tx)
+        return bool(imported)
 
     # ---- writing -----------------------------------------------------------------------------------
     async def write(self, root: str, fn: Callable[[ProjectTx], T]) -> T:
