@@ -1,8 +1,9 @@
-# Two commands for a newcomer: `make run` (one node on embedded defaults) and `make test`.
+# Two commands for a newcomer: `make run` (one node on embedded defaults, all 44 tools so the
+# task-master CLI can use every command) and `make test`.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-RUN_ARGS ?=
+RUN_ARGS ?= --tools all
 
 .PHONY: run test lint bench clean
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from . import __version__
 from .mcp.server import McpServer
+from .tasks import files
+from .tasks.errors import TaskError
 from .tools import registry
 from .tools.registry import ToolContext
 
@@ -34,9 +37,29 @@ def build_app(node: Node) -> web.Application:
     # The MCP server answers oversized bodies itself (413 with a JSON-RPC error), so aiohttp's own
     # limit sits just above it.
     app = web.Application(client_max_size=cfg.max_body_bytes + 64 * 1024)
-    McpServer(call_tool, list_tools, {"name": "taskmaster", "version": __version__}, token=cfg.token,
-              allowed_origins=cfg.allowed_origins, max_body=cfg.max_body_bytes,
-              metrics=node.metrics).add_routes(app)
+    mcp = McpServer(call_tool, list_tools, {"name": "taskmaster", "version": __version__}, token=cfg.token,
+                    allowed_origins=cfg.allowed_origins, max_body=cfg.max_body_bytes, metrics=node.metrics)
+    mcp.add_routes(app)
+
+    async def export(request: web.Request) -> web.Response:
+        """POST {"projectRoot", "output"?}: write the project's tasks.json (Task Master's format)."""
+        def run(root: str, body: dict) -> dict:
+            path = files.resolve_path(root, body.get("output") or files.TASKS_FILE)
+            return files.write_tasks_json(node.service.view(root), path)
+
+        return await _admin(request, mcp, run)
+
+    async def import_(request: web.Request) -> web.Response:
+        """POST {"projectRoot", "input"?}: load a tasks.json into the project (its tags replace ours)."""
+        async def run(root: str, body: dict) -> dict:
+            path = files.resolve_path(root, body["input"]) if body.get("input") else None
+            found = await node.service.write(root, lambda tx: files.import_project(tx, path))
+            if not found:
+                raise TaskError(f"No tasks.json in {root}", "FILE_NOT_FOUND")
+            view = node.service.view(root)
+            return {"tags": len(view.tag_names()), "tasks": sum(len(view.tasks(t)) for t in view.tag_names())}
+
+        return await _admin(request, mcp, run)
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response(node.health())
@@ -46,4 +69,25 @@ def build_app(node: Node) -> web.Application:
 
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    app.router.add_post("/admin/export", export)
+    app.router.add_post("/admin/import", import_)
     return app
+
+
+async def _admin(request: web.Request, mcp: McpServer, run) -> web.Response:
+    """An admin call: same origin and token rules as /mcp, JSON in, JSON out, 400 with the reason."""
+    refusal = mcp.guard(request)
+    if refusal is not None:
+        return refusal
+    try:
+        body = await request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("projectRoot"), str) or not body["projectRoot"]:
+            raise TaskError("the body must be a JSON object with projectRoot (a string)")
+        result = run(registry.normalize_root(body["projectRoot"]), body)
+        if inspect.isawaitable(result):
+            result = await result
+        return web.json_response(result)
+    except TaskError as exc:
+        return web.json_response({"error": exc.message}, status=400)
+    except ValueError as exc:  # not JSON
+        return web.json_response({"error": f"the body must be JSON: {exc}"}, status=400)

@@ -124,6 +124,19 @@ class McpServer:
             return self._reject(500, INTERNAL_ERROR, "Internal error")
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
+        refusal = self.guard(request)
+        if refusal is not None:
+            return refusal
+        if request.method == "POST":
+            return await self._post(request)
+        if request.method == "DELETE":
+            return self._delete(request)
+        # GET would open a server-push stream; we push nothing yet.
+        return self._reject(405, INVALID_REQUEST, f"Method Not Allowed: {request.method} /mcp (use POST)",
+                            headers={"Allow": "POST, DELETE"})
+
+    def guard(self, request: web.Request) -> web.Response | None:
+        """The origin and token checks every client route of the node shares; None: allowed."""
         if not self._origin_allowed(request.headers.get("Origin")):
             return self._reject(403, INVALID_REQUEST, f"Forbidden: Origin {request.headers['Origin']!r} is not "
                                 "allowed (only loopback origins and the configured allowed origins are)")
@@ -134,13 +147,7 @@ class McpServer:
             return self._reject(401, INVALID_REQUEST, "Unauthorized: this server requires the header "
                                 "'Authorization: Bearer <token>' with its --token",
                                 headers={"WWW-Authenticate": challenge})
-        if request.method == "POST":
-            return await self._post(request)
-        if request.method == "DELETE":
-            return self._delete(request)
-        # GET would open a server-push stream; we push nothing yet.
-        return self._reject(405, INVALID_REQUEST, f"Method Not Allowed: {request.method} /mcp (use POST)",
-                            headers={"Allow": "POST, DELETE"})
+        return None
 
     def _origin_allowed(self, origin: str | None) -> bool:
         """The spec's DNS-rebinding rule: browsers must not reach us from a foreign page."""

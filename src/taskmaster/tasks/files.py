@@ -75,19 +75,25 @@ def write_json(path: str, data: Any) -> None:
 
 
 # ---- import ---------------------------------------------------------------------------------------
-def import_project(tx: ProjectTx) -> bool:
+def import_project(tx: ProjectTx, path: str | None = None) -> bool:
     """Fill the project from its files; False when it has no tasks.json (nothing is changed).
 
-    Tags in the file replace the project's tags of the same name; other tags are kept. The tag
-    reports and state.json (current tag) come along.
+    `path` names the tasks file to read (a missing one is an error); by default the project's own
+    (or the legacy location). Tags in the file replace the project's tags of the same name; other
+    tags are kept. The tag reports and state.json (current tag) come along.
     """
-    path = os.path.join(tx.root, TASKS_FILE)
-    data = read_json(path)
-    if data is None:
-        path = os.path.join(tx.root, LEGACY_TASKS_FILE)
+    if path is not None:
         data = read_json(path)
         if data is None:
-            return False
+            raise TaskError(f"No tasks file at {path}", "FILE_NOT_FOUND")
+    else:
+        path = os.path.join(tx.root, TASKS_FILE)
+        data = read_json(path)
+        if data is None:
+            path = os.path.join(tx.root, LEGACY_TASKS_FILE)
+            data = read_json(path)
+            if data is None:
+                return False
     tags = parse_tasks_file(data, path)
     if not tags:
         return False

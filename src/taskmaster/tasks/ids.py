@@ -65,13 +65,6 @@ def is_valid_refs(text: str) -> bool:
         return False
 
 
-def resolve_dep(dep: int | str, parent: int | None = None) -> str:
-    """A stored dependency as full id text: 5 -> "5", "4.1" stays. Stored dependencies are full ids
-    wherever they are, so `parent` is ignored; it is accepted only until next_task.py and
-    cli/render.py stop passing it (then this can go: `str(dep)` or references.dep_target)."""
-    return str(dep)
-
-
 def dep_wire(dep: int | str) -> int | str:
     """A dependency read from a file in its id type: "3" -> 3, "2.1" stays, 3 stays."""
     if isinstance(dep, str):

@@ -1,0 +1,267 @@
+"""How answers look: each view turns a tool's `data` into blocks (lines, tables, field lists), which
+`Printer` prints with rich (colours, tables) on a terminal and as plain aligned text elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+Seg = tuple[str, str]  # (text, rich style; "" for none)
+
+STATUS_STYLE = {"done": "green", "completed": "green", "in-progress": "cyan", "pending": "yellow",
+                "review": "magenta", "blocked": "red", "deferred": "dim", "cancelled": "dim strike"}
+PRIORITY_STYLE = {"high": "red", "medium": "yellow", "low": "dim"}
+# get_tasks stats keys, in the order the summary names them
+STAT_NAMES = (("completed", "done"), ("inProgress", "in-progress"), ("pending", "pending"),
+              ("review", "review"), ("blocked", "blocked"), ("deferred", "deferred"),
+              ("cancelled", "cancelled"))
+
+
+@dataclass(frozen=True)
+class Line:
+    segs: tuple[Seg, ...] = ()
+
+
+@dataclass(frozen=True)
+class Grid:
+    header: tuple[str, ...]
+    rows: tuple[tuple[Seg, ...], ...]
+
+
+@dataclass(frozen=True)
+class Fields:
+    pairs: tuple[tuple[str, Seg], ...]  # label, value (values may span lines)
+
+
+Block = Line | Grid | Fields
+
+
+def line(*parts: str | Seg) -> Line:
+    return Line(tuple((p, "") if isinstance(p, str) else p for p in parts))
+
+
+def status_seg(status: Any) -> Seg:
+    return (str(status or ""), STATUS_STYLE.get(str(status), ""))
+
+
+def priority_seg(priority: Any) -> Seg:
+    return (str(priority or ""), PRIORITY_STYLE.get(str(priority), ""))
+
+
+def sub_id(parent: Any, sub: dict) -> str:
+    """A subtask's full id: the wire may carry "P.S" already, stored form is the bare number."""
+    sid = str(sub.get("id", "?"))
+    return sid if "." in sid else f"{parent}.{sid}"
+
+
+def deps_text(deps: Any) -> str:
+    """Dependencies are full ids on the wire (3 is task 3, "2.1" a subtask), wherever they appear."""
+    return ", ".join(str(d) for d in deps) if deps else "-"
+
+
+# ---- views: data -> blocks ---------------------------------------------------------------------------
+def view_list(data: dict, tag: str | None) -> list[Block]:
+    rows = []
+    for task in data.get("tasks") or []:
+        rows.append(((str(task.get("id", "?")), "bold"), (str(task.get("title", "")), ""),
+                     status_seg(task.get("status")), priority_seg(task.get("priority")),
+                     (deps_text(task.get("dependencies")), "")))
+        for sub in task.get("subtasks") or []:
+            rows.append((("  " + sub_id(task.get("id"), sub), "dim"), ("  " + str(sub.get("title", "")), ""),
+                         status_seg(sub.get("status")), priority_seg(sub.get("priority")),
+                         (deps_text(sub.get("dependencies")), "")))
+    blocks: list[Block] = []
+    if tag:
+        blocks.append(line(("tag: ", "dim"), (tag, "bold")))
+    if rows:
+        blocks.append(Grid(("ID", "Title", "Status", "Priority", "Deps"), tuple(rows)))
+    else:
+        blocks.append(line(("No tasks found.", "dim")))
+    blocks.append(summary_line(data.get("stats") or {}))
+    return blocks
+
+
+def summary_line(stats: dict) -> Line:
+    parts: list[str | Seg] = [(f"{stats.get('total', 0)} tasks", "bold")]
+    for key, name in STAT_NAMES:
+        if stats.get(key):
+            parts += [" · ", (f"{stats[key]} {name}", STATUS_STYLE.get(name, ""))]
+    if "completionPercentage" in stats:
+        parts.append(f" · {_percent(stats['completionPercentage'])} complete")
+    subs = stats.get("subtasks")
+    if isinstance(subs, dict) and subs.get("total"):
+        parts.append(f" · subtasks {subs.get('completed', 0)}/{subs['total']} done")
+    return line(*parts)
+
+
+def _percent(value: Any) -> str:
+    try:
+        return f"{float(value):.0f}%"
+    except (TypeError, ValueError):
+        return f"{value}%"
+
+
+def view_show(data: Any, tag: str | None) -> list[Block]:
+    tasks = data if isinstance(data, list) else [data]
+    blocks: list[Block] = []
+    for i, task in enumerate(tasks):
+        if i:
+            blocks.append(line())
+        blocks += task_detail(task)
+    return blocks
+
+
+def task_detail(task: dict, prefix: Seg = ("", "")) -> list[Block]:
+    tid = str(task.get("id", "?"))
+    is_sub = bool(task.get("isSubtask")) or "." in tid
+    blocks: list[Block] = [line(prefix, (f"{'Subtask' if is_sub else 'Task'} {tid}: ", "bold"),
+                                (str(task.get("title", "")), "bold"))]
+    pairs: list[tuple[str, Seg]] = [("Status", status_seg(task.get("status")))]
+    if task.get("priority"):
+        pairs.append(("Priority", priority_seg(task["priority"])))
+    parent = task.get("parentTask")
+    if isinstance(parent, dict):
+        pairs.append(("Parent", (f"{parent.get('id')}: {parent.get('title', '')}", "")))
+    pairs.append(("Dependencies", (deps_text(task.get("dependencies")), "")))
+    for key, label in (("description", "Description"), ("details", "Details"), ("testStrategy", "Test strategy")):
+        if task.get(key):
+            pairs.append((label, (str(task[key]), "")))
+    if task.get("complexityScore") is not None:
+        pairs.append(("Complexity", (str(task["complexityScore"]), "")))
+    blocks.append(Fields(tuple(pairs)))
+    subs = task.get("subtasks") or []
+    if subs:
+        blocks.append(line(("Subtasks", "bold")))
+        blocks.append(Grid(("ID", "Title", "Status", "Deps"), tuple(
+            ((sub_id(tid, s), ""), (str(s.get("title", "")), ""), status_seg(s.get("status")),
+             (deps_text(s.get("dependencies")), "")) for s in subs)))
+    return blocks
+
+
+def view_next(data: dict, tag: str | None) -> list[Block]:
+    task = data.get("nextTask")
+    if not task:
+        return [line(str(data.get("message") or "No eligible next task found."))]
+    return task_detail(task, prefix=("Next: ", "bold green"))
+
+
+def view_tags(data: dict, tag: str | None) -> list[Block]:
+    tags = data.get("tags") or []
+    with_meta = any("metadata" in t for t in tags)
+    header = ("", "Tag", "Tasks", "Done", "Subtasks", "Description") + (("Created",) if with_meta else ())
+    rows = []
+    for t in tags:
+        subs = t.get("subtaskCounts") or {}
+        row = (("*" if t.get("isCurrent") else "", "bold green"),
+               (str(t.get("name", "")), "bold" if t.get("isCurrent") else ""),
+               (str(t.get("taskCount", 0)), ""), (str(t.get("completedTasks", 0)), "green"),
+               (str(subs.get("totalSubtasks", 0)), ""), (str(t.get("description") or ""), "dim"))
+        if with_meta:
+            row += ((str(t.get("created") or (t.get("metadata") or {}).get("created") or ""), "dim"),)
+        rows.append(row)
+    current = data.get("currentTag")
+    return [Grid(header, tuple(rows)), line(f"{len(tags)} tags", f" · current: {current}" if current else "")]
+
+
+def view_use_tag(data: dict, tag: str | None) -> list[Block]:
+    if data.get("message"):
+        return [line(str(data["message"]))]
+    name = data.get("currentTag") or tag
+    count = data.get("taskCount")
+    return [line("Switched to tag ", (str(name), "bold"), f" ({count} tasks)" if count is not None else "")]
+
+
+def view_subtask(data: Any, tag: str | None) -> list[Block]:
+    if isinstance(data, dict) and data.get("message"):
+        return [line(str(data["message"]))]
+    sub = data.get("subtask", data) if isinstance(data, dict) else None
+    if isinstance(sub, dict) and "id" in sub:
+        return [line("Added subtask ", (sub_id(sub.get("parentTaskId", "?"), sub), "bold"), ": ",
+                     str(sub.get("title", "")))]
+    return view_message(data, tag)
+
+
+def view_generate(data: Any, tag: str | None) -> list[Block]:
+    if isinstance(data, dict) and not data.get("message") and "count" in data:
+        where = data.get("directory") or data.get("outputDir") or ""
+        return [line(f"Generated {data['count']} task files", f" in {where}" if where else "")]
+    return view_message(data, tag)
+
+
+def _count(value: Any) -> int | Any:
+    return len(value) if isinstance(value, list | dict) else value
+
+
+def view_export(data: dict, tag: str | None) -> list[Block]:
+    return [line(f"Exported {_count(data.get('tasks'))} tasks in {_count(data.get('tags'))} tags to ",
+                 (str(data.get("path", "")), "bold"))]
+
+
+def view_import(data: dict, tag: str | None) -> list[Block]:
+    return [line(f"Imported {_count(data.get('tasks'))} tasks in {_count(data.get('tags'))} tags")]
+
+
+def view_message(data: Any, tag: str | None) -> list[Block]:
+    """Write tools answer with a `message`; anything else is shown as indented JSON."""
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return [line(data["message"])]
+    return [line(text) for text in json.dumps(data, indent=2, ensure_ascii=False).split("\n")]
+
+
+VIEWS = {"list": view_list, "show": view_show, "next": view_next, "tags": view_tags, "use_tag": view_use_tag,
+         "subtask": view_subtask, "generate": view_generate, "export": view_export, "import": view_import,
+         "message": view_message}
+
+
+# ---- printing --------------------------------------------------------------------------------------
+class Printer:
+    """Prints blocks: rich on a terminal, plain text (no escape codes, no wrapping) otherwise."""
+
+    def __init__(self, out: TextIO, rich: bool | None = None):
+        self.out = out
+        self.rich = out.isatty() if rich is None else rich
+
+    def print(self, blocks: list[Block]) -> None:
+        if self.rich:
+            self._print_rich(blocks)
+        else:
+            self.out.write("".join(plain(b) + "\n" for b in blocks))
+
+    def _print_rich(self, blocks: list[Block]) -> None:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        console = Console(file=self.out, highlight=False, soft_wrap=False, force_terminal=True)
+        for block in blocks:
+            if isinstance(block, Line):
+                console.print(Text.assemble(*block.segs))
+            elif isinstance(block, Grid):
+                table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+                for name in block.header:
+                    table.add_column(name, overflow="fold", ratio=3 if name in ("Title", "Description") else None)
+                for row in block.rows:
+                    table.add_row(*(Text(text, style=style) for text, style in row))
+                console.print(table)
+            else:
+                table = Table.grid(padding=(0, 2))
+                table.add_column(style="bold", no_wrap=True)
+                table.add_column(overflow="fold")
+                for label, (text, style) in block.pairs:
+                    table.add_row(label, Text(text, style=style))
+                console.print(table)
+
+
+def plain(block: Block) -> str:
+    if isinstance(block, Line):
+        return "".join(text for text, _ in block.segs)
+    if isinstance(block, Fields):
+        width = max(len(label) for label, _ in block.pairs) + 2
+        return "\n".join((f"{label}:".ljust(width) + text.replace("\n", "\n" + " " * width)).rstrip()
+                         for label, (text, _) in block.pairs)
+    cells = [list(block.header)] + [[" ".join(text.split("\n")) for text, _ in row] for row in block.rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(block.header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)

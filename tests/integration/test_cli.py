@@ -1,0 +1,493 @@
+"""`task-master` against a real taskmasterd process: every command, --json output, exit codes,
+environment settings, plain and terminal rendering. The first block needs no daemon (parsing, views).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from taskmaster.cli import run
+from taskmaster.cli.client import admin_base, tool_error_message
+from taskmaster.cli.commands import DEFAULT_SERVER, Request, UsageError, parse, settings
+from taskmaster.cli.render import Printer, plain, view_list, view_show
+from taskmaster.tools.registry import error_text
+
+BIN = Path(sys.executable).parent
+DAEMON = str(BIN / "taskmasterd")
+CLI = str(BIN / "task-master")
+READY = re.compile(r"^taskmasterd ready name=\S+ http=(\S+) gossip=\S+$")
+START_DEADLINE = 15.0
+ANSI = "\x1b["
+# The CLI and the daemon must not pick these up from the developer's shell.
+ENV = {k: v for k, v in os.environ.items()
+       if k not in ("TASKMASTER_SERVER", "TASKMASTER_TOKEN", "TASK_MASTER_PROJECT_ROOT", "TASK_MASTER_TOOLS")}
+
+
+# ---- without a daemon: parsing, settings, views ---------------------------------------------------------
+def request(*argv: str) -> Request:
+    return parse(list(argv))[0]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["list"], Request("get_tasks", {"withSubtasks": False}, "list")),
+    (["ls", "-s", "done,review", "--with-subtasks", "-t", "feat"],
+     Request("get_tasks", {"status": "done,review", "withSubtasks": True, "tag": "feat"}, "list")),
+    (["show", "3,4.1", "-s", "done"], Request("get_task", {"id": "3,4.1", "status": "done"}, "show")),
+    (["show", "--id", "2", "--tag", "x"], Request("get_task", {"id": "2", "tag": "x"}, "show")),
+    (["next", "--tag", "x"], Request("next_task", {"tag": "x"}, "next")),
+    (["set-status", "1,2", "done"], Request("set_task_status", {"id": "1,2", "status": "done"})),
+    (["status", "--id", "1.2", "--status", "review"], Request("set_task_status", {"id": "1.2", "status": "review"})),
+    (["add-task", "--title", "T", "--description", "D", "--details", "x", "--test-strategy", "y",
+      "--dependencies", "1,2", "--priority", "high"],
+     Request("add_task", {"title": "T", "description": "D", "details": "x", "testStrategy": "y",
+                          "dependencies": "1,2", "priority": "high"})),
+    (["add-subtask", "--parent", "4", "-t", "S", "-d", "D", "--dependencies", "4.1", "-s", "done"],
+     Request("add_subtask", {"id": "4", "title": "S", "description": "D", "dependencies": "4.1",
+                             "status": "done", "skipGenerate": True}, "subtask")),
+    (["add-subtask", "-p", "4", "-i", "7", "--generate"],
+     Request("add_subtask", {"id": "4", "taskId": "7", "skipGenerate": False}, "subtask")),
+    (["add-dependency", "--id", "3", "--depends-on", "1.2"], Request("add_dependency", {"id": "3", "dependsOn": "1.2"})),
+    (["remove-dependency", "-i", "3", "-d", "1"], Request("remove_dependency", {"id": "3", "dependsOn": "1"})),
+    (["move", "--from", "2,3", "--to", "8,9"], Request("move_task", {"from": "2,3", "to": "8,9"})),
+    (["move", "--from", "2", "--from-tag", "a", "--to-tag", "b", "--with-dependencies"],
+     Request("move_task", {"from": "2", "fromTag": "a", "toTag": "b", "withDependencies": True})),
+    (["tags"], Request("list_tags", {}, "tags")),
+    (["tags", "--show-metadata"], Request("list_tags", {"showMetadata": True}, "tags")),
+    (["tags", "add", "feat", "--copy-from", "master", "--description", "d"],
+     Request("add_tag", {"name": "feat", "copyFromTag": "master", "description": "d"})),
+    (["tags", "add", "feat", "--copy"], Request("add_tag", {"name": "feat", "copyFromCurrent": True})),
+    (["tags", "use", "feat"], Request("use_tag", {"name": "feat"}, "use_tag")),
+    (["tags", "remove", "feat"], Request("delete_tag", {"name": "feat", "yes": True})),
+    (["tags", "rename", "a", "b"], Request("rename_tag", {"oldName": "a", "newName": "b"})),
+    (["tags", "copy", "a", "b"], Request("copy_tag", {"sourceName": "a", "targetName": "b"})),
+    (["use-tag", "feat"], Request("use_tag", {"name": "feat"}, "use_tag")),
+    (["generate", "--output", "/abs/out"], Request("generate", {"output": "/abs/out"}, "generate")),
+    (["export"], Request("/admin/export", {}, "export", admin=True)),
+    (["import", "--input", "/abs/t.json"], Request("/admin/import", {"input": "/abs/t.json"}, "import", admin=True)),
+])
+def test_commands_map_to_tool_calls(argv, expected):
+    assert request(*argv) == expected
+
+
+def test_relative_paths_are_made_absolute_here(tmp_path, monkeypatch):
+    # The daemon's working directory is not the user's: paths travel absolute.
+    monkeypatch.chdir(tmp_path)
+    assert request("generate", "-o", "docs").args["output"] == str(tmp_path / "docs")
+    assert request("export", "-o", "out.json").args["output"] == str(tmp_path / "out.json")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["show"], "a task id is required"),
+    (["show", "1", "--id", "2"], "given twice"),
+    (["set-status", "1"], "a status is required"),
+    (["move", "--from", "1"], "--to is required"),
+    (["move", "--from", "1", "--from-tag", "a"], "both --from-tag and --to-tag"),
+    (["add-subtask", "--parent", "1"], "--title"),
+    (["tags", "add", "x", "--copy", "--copy-from", "y"], "not both"),
+])
+def test_incomplete_commands_are_usage_errors(argv, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse(argv)
+
+
+def test_connection_flags_work_before_and_after_the_command():
+    ns = parse(["--server", "http://a/mcp", "list", "--json", "--project", "/p"])[1]
+    assert (ns.server, ns.json, ns.project) == ("http://a/mcp", True, "/p")
+    ns = parse(["--json", "--token", "t", "tags", "add", "x"])[1]
+    assert (ns.json, ns.token) == (True, "t")
+
+
+def test_settings_flags_over_environment_over_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bare = parse(["list"])[1]
+    assert settings(bare, {}) == settings(bare, {}).__class__(DEFAULT_SERVER, None, str(tmp_path), False)
+    env = {"TASKMASTER_SERVER": "http://e/mcp", "TASKMASTER_TOKEN": "et", "TASK_MASTER_PROJECT_ROOT": "/envp"}
+    got = settings(bare, env)
+    assert (got.server, got.token, got.project) == ("http://e/mcp", "et", "/envp")
+    flagged = parse(["--server", "http://f/mcp", "--token", "ft", "--project", "rel", "list"])[1]
+    got = settings(flagged, env)
+    assert (got.server, got.token, got.project) == ("http://f/mcp", "ft", str(tmp_path / "rel"))
+
+
+def test_admin_base_drops_the_mcp_path():
+    assert admin_base("http://127.0.0.1:7070/mcp") == "http://127.0.0.1:7070"
+    assert admin_base("http://h:1/mcp/") == "http://h:1"
+    assert admin_base("http://h:1/x") == "http://h:1/x"
+
+
+@example(message="ends like a trailer\nName: x", tag="master")
+@example(message="Version: 1", tag=None)
+@given(message=st.text(min_size=1), tag=st.one_of(st.none(), st.text(min_size=1, alphabet="abc-_1")))
+def test_tool_error_message_recovers_the_servers_message(message, tag):
+    assert tool_error_message(error_text(message, tag)) == message
+
+
+TASKS = {"tasks": [
+    {"id": 1, "title": "Set up", "status": "done", "priority": "high", "dependencies": [],
+     "subtasks": [{"id": 1, "title": "Repo", "status": "done", "dependencies": []},
+                  {"id": 2, "title": "CI", "status": "pending", "dependencies": ["1.1"]}]},
+    {"id": 2, "title": "Build\nthe thing", "status": "in-progress", "priority": "medium",
+     "dependencies": [1, "1.2"], "subtasks": []},
+], "stats": {"total": 2, "completed": 1, "inProgress": 1, "completionPercentage": 50,
+             "subtasks": {"total": 2, "completed": 1}}}
+
+
+def test_plain_list_is_aligned_text_without_escape_codes():
+    out = io.StringIO()
+    Printer(out, rich=False).print(view_list(TASKS, "master"))
+    text = out.getvalue()
+    assert ANSI not in text
+    lines = text.splitlines()
+    assert lines[0] == "tag: master"
+    assert lines[1].split() == ["ID", "Title", "Status", "Priority", "Deps"]
+    status_col = lines[1].index("Status")
+    assert [ln[status_col:].split()[0] for ln in lines[2:6]] == ["done", "done", "pending", "in-progress"]
+    assert lines[4].split() == ["1.2", "CI", "pending", "1.1"]
+    assert "Build the thing" in lines[5] and lines[5].rstrip().endswith("1, 1.2")
+    assert lines[6] == "2 tasks · 1 done · 1 in-progress · 50% complete · subtasks 1/2 done"
+    assert all(ln == ln.rstrip() for ln in lines)
+
+
+def test_rich_rendering_colours_statuses():
+    out = io.StringIO()
+    Printer(out, rich=True).print(view_list(TASKS, "master"))
+    assert ANSI in out.getvalue() and "Set up" in out.getvalue()
+
+
+def test_show_renders_fields_and_subtasks():
+    task = dict(TASKS["tasks"][0], description="Do it", details="line one\nline two")
+    text = "\n".join(plain(b) for b in view_show(task, None))
+    assert text.startswith("Task 1: Set up")
+    assert re.search(r"^Details:\s+line one\n\s+line two$", text, re.M)
+    assert re.search(r"^1\.2\s+CI\s+pending\s+1\.1$", text, re.M)
+
+
+# ---- against a real daemon ---------------------------------------------------------------------------
+class Daemon:
+    def __init__(self, data_dir: Path, *extra: str):
+        self.log = data_dir / "daemon.log"
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [DAEMON, "--data-dir", str(data_dir), "--http", "127.0.0.1:0", "--bind", "127.0.0.1:0", *extra],
+                stdout=subprocess.PIPE, stderr=log, env=ENV, text=True)
+        self.url = self._wait_ready()
+
+    def _wait_ready(self) -> str:
+        deadline = time.monotonic() + START_DEADLINE
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0:
+                if not sel.select(left):
+                    continue
+                out = self.proc.stdout.readline()
+                if not out:  # exited before getting ready
+                    break
+                if m := READY.match(out.strip()):
+                    return m.group(1)
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        pytest.fail(f"taskmasterd did not get ready (exit {self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    d = Daemon(tmp_path_factory.mktemp("daemon"), "--tools", "all")
+    yield d
+    assert d.stop() == 0, d.log.read_text()[-3000:]
+
+
+def cli(*args: str, server: str | None = None, project: Path | None = None, cwd: Path | None = None,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    argv = [CLI]
+    if server:
+        argv += ["--server", server]
+    if project:
+        argv += ["--project", str(project)]
+    return subprocess.run(argv + list(args), capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env=ENV if env is None else env)
+
+
+@pytest.fixture
+def tm(daemon, tmp_path):
+    """Run the CLI on a fresh project; `tm(...)` returns the process, `tm.json(...)` the parsed data."""
+    project = tmp_path / "project"
+    project.mkdir()
+
+    class Runner:
+        root = project
+        server = daemon.url
+
+        def __call__(self, *args: str) -> subprocess.CompletedProcess:
+            return cli(*args, server=daemon.url, project=project)
+
+        def json(self, *args: str):
+            p = self(*args, "--json")
+            assert p.returncode == 0, p.stderr
+            assert "\n" not in p.stdout.rstrip("\n")  # one compact line for scripts
+            return json.loads(p.stdout)
+
+    return Runner()
+
+
+def add_tasks(tm, *titles: str) -> list[int]:
+    """Set-up calls run the CLI in-process (same code as the console script, no interpreter start-up)."""
+    ids = []
+    for title in titles:
+        out, err = io.StringIO(), io.StringIO()
+        code = run(["--server", tm.server, "--project", str(tm.root), "add-task", "--title", title,
+                    "--description", f"about {title}", "--json"], out, err)
+        assert code == 0, err.getvalue()
+        ids.append(json.loads(out.getvalue())["taskId"])
+    return ids
+
+
+def test_add_task_list_and_show(tm):
+    assert add_tasks(tm, "Alpha") == [1]
+    added = tm.json("add-task", "--title", "Beta", "--description", "b", "--details", "dd",
+                    "--test-strategy", "ts", "--dependencies", "1", "--priority", "high")
+    assert added["taskId"] == 2
+    data = tm.json("list")
+    assert [(t["id"], t["title"], t["status"]) for t in data["tasks"]] == [(1, "Alpha", "pending"),
+                                                                           (2, "Beta", "pending")]
+    assert data["stats"]["total"] == 2
+    beta = tm.json("show", "2")
+    assert (beta["priority"], beta["dependencies"], beta["details"], beta["testStrategy"]) == \
+        ("high", [1], "dd", "ts")
+    assert [t["id"] for t in tm.json("show", "2,1")] == [2, 1]
+
+
+def test_set_status_both_forms_and_status_filter(tm):
+    add_tasks(tm, "A", "B", "C")
+    assert tm.json("set-status", "1", "done")["tasks"][0]["newStatus"] == "done"
+    tm.json("set-status", "--id", "2,3", "--status", "in-progress")
+    tm.json("status", "3", "review")
+    assert [t["id"] for t in tm.json("list", "-s", "done")["tasks"]] == [1]
+    assert [t["id"] for t in tm.json("list", "--status", "in-progress,review")["tasks"]] == [2, 3]
+
+
+def test_next_follows_dependencies(tm):
+    add_tasks(tm, "First")
+    tm.json("add-task", "--title", "Second", "--description", "s", "--dependencies", "1", "--priority", "high")
+    assert tm.json("next")["nextTask"]["id"] == 1
+    tm.json("set-status", "1", "done")
+    assert tm.json("next")["nextTask"]["id"] == 2
+    tm.json("set-status", "2", "done")
+    assert tm.json("next")["nextTask"] is None
+
+
+def test_add_subtask_and_list_with_subtasks(tm):
+    add_tasks(tm, "Parent", "Loose")
+    tm.json("add-subtask", "--parent", "1", "-t", "Child", "-d", "c", "--details", "cd")
+    tm.json("add-subtask", "-p", "1", "-t", "Child 2", "--dependencies", "1.1", "-s", "in-progress")
+    tm.json("add-subtask", "--parent", "1", "--task-id", "2")
+    subs = tm.json("list", "--with-subtasks")["tasks"][0]["subtasks"]
+    assert [(s["title"], s["status"]) for s in subs] == [("Child", "pending"), ("Child 2", "in-progress"),
+                                                        ("Loose", "pending")]
+    assert [t["id"] for t in tm.json("list")["tasks"]] == [1]  # task 2 became subtask 1.3
+    assert tm.json("list")["tasks"][0]["subtasks"] == []  # like the reference CLI: no subtasks unless asked
+    assert tm.json("show", "1.2")["title"] == "Child 2"
+
+
+def test_add_and_remove_dependency(tm):
+    add_tasks(tm, "A", "B")
+    tm.json("add-dependency", "--id", "2", "--depends-on", "1")
+    assert tm.json("show", "2")["dependencies"] == [1]
+    tm.json("remove-dependency", "-i", "2", "-d", "1")
+    assert tm.json("show", "2")["dependencies"] == []
+
+
+def test_move_within_and_across_tags(tm):
+    add_tasks(tm, "A", "B")
+    tm.json("move", "--from", "2", "--to", "7")
+    assert [t["id"] for t in tm.json("list")["tasks"]] == [1, 7]
+    tm.json("tags", "add", "other")
+    tm.json("move", "--from", "7", "--from-tag", "master", "--to-tag", "other")
+    assert [t["title"] for t in tm.json("list", "--tag", "other")["tasks"]] == ["B"]
+    assert [t["id"] for t in tm.json("list")["tasks"]] == [1]
+
+
+def test_tags_lifecycle(tm):
+    add_tasks(tm, "A")
+    tm.json("tags", "add", "feat", "--copy-from", "master", "--description", "feature work")
+    tags = {t["name"]: t for t in tm.json("tags")["tags"]}
+    assert set(tags) == {"master", "feat"} and tags["feat"]["taskCount"] == 1
+    tm.json("tags", "use", "feat")
+    assert tm.json("tags")["currentTag"] == "feat"
+    assert tm.json("add-task", "--title", "F", "--description", "f")["taskId"] == 2  # lands in feat
+    tm.json("use-tag", "master")
+    assert [t["id"] for t in tm.json("list")["tasks"]] == [1]
+    tm.json("tags", "rename", "feat", "feature")
+    tm.json("tags", "copy", "feature", "backup")
+    assert {t["name"] for t in tm.json("tags")["tags"]} == {"master", "feature", "backup"}
+    tm.json("tags", "remove", "backup")
+    assert {t["name"] for t in tm.json("tags")["tags"]} == {"master", "feature"}
+    assert [t["title"] for t in tm.json("list", "--tag", "feature")["tasks"]] == ["A", "F"]
+
+
+def test_generate_writes_task_files(tm, tmp_path):
+    add_tasks(tm, "A", "B")
+    out = tmp_path / "generated"
+    tm.json("generate", "--output", str(out))
+    assert sorted(p.name for p in out.glob("task_*.md")) == ["task_001.md", "task_002.md"]
+    assert "A" in (out / "task_001.md").read_text()
+
+
+def test_export_then_import_into_another_project(tm, daemon, tmp_path):
+    add_tasks(tm, "A", "B")
+    tm.json("set-status", "2", "done")
+    exported = tmp_path / "export" / "tasks.json"
+    answer = tm.json("export", "--output", str(exported))
+    assert answer["path"] == str(exported)
+    on_disk = json.loads(exported.read_text())
+    assert [t["title"] for t in on_disk["master"]["tasks"]] == ["A", "B"]
+
+    other = tmp_path / "other"
+    other.mkdir()
+    p = cli("import", "--input", str(exported), "--json", server=daemon.url, project=other)
+    assert p.returncode == 0, p.stderr
+    p = cli("list", "--json", server=daemon.url, project=other)
+    assert [(t["title"], t["status"]) for t in json.loads(p.stdout)["tasks"]] == [("A", "pending"),
+                                                                                  ("B", "done")]
+
+
+def test_human_output_when_piped_is_plain_text(tm):
+    add_tasks(tm, "Readable title")
+    p = tm("list")
+    assert p.returncode == 0, p.stderr
+    assert ANSI not in p.stdout
+    assert re.search(r"^1\s+Readable title\s+pending\s+medium\s+-$", p.stdout, re.M)
+    p = tm("show", "1")
+    assert p.stdout.startswith("Task 1: Readable title") and "about Readable title" in p.stdout
+    assert tm("next").stdout.startswith("Next: Task 1: Readable title")
+    assert tm("tags").returncode == 0
+
+
+def test_human_output_on_a_terminal_uses_rich(tm):
+    add_tasks(tm, "Coloured")
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run([CLI, "--server", tm.server, "--project", str(tm.root), "list"],
+                              stdout=secondary, stderr=subprocess.PIPE, env=ENV, timeout=60)
+        os.close(secondary)
+        secondary = -1
+        text = read_all(primary)
+    finally:
+        os.close(primary)
+        if secondary != -1:
+            os.close(secondary)
+    assert proc.returncode == 0, proc.stderr
+    assert ANSI in text and "Coloured" in text
+
+
+def read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the writer side is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def test_project_defaults_to_the_working_directory_and_env_settings(daemon, tmp_path):
+    project = tmp_path / "cwdproject"
+    project.mkdir()
+    p = cli("add-task", "--title", "Here", "--description", "h", "--json", server=daemon.url, cwd=project)
+    assert p.returncode == 0, p.stderr
+    env = dict(ENV, TASKMASTER_SERVER=daemon.url, TASK_MASTER_PROJECT_ROOT=str(project))
+    p = cli("list", "--json", env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert [t["title"] for t in json.loads(p.stdout)["tasks"]] == ["Here"]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_daemon_exits_3_naming_the_url(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}/mcp"
+    for args in (["list"], ["export"]):
+        p = cli(*args, server=url, project=tmp_path)
+        assert p.returncode == 3, p.stderr
+        assert "127.0.0.1" in p.stderr and "make run" in p.stderr and p.stdout == ""
+
+
+def test_tool_errors_exit_1_with_the_message(tm):
+    add_tasks(tm, "A")
+    p = tm("show", "99", "--json")
+    assert p.returncode == 1 and p.stdout == ""
+    assert "99" in p.stderr and "Version:" not in p.stderr
+    p = tm("add-dependency", "--id", "1", "--depends-on", "1")
+    assert p.returncode == 1 and p.stderr.strip()
+    assert tm.json("show", "1")["dependencies"] == []
+
+
+def test_jsonrpc_errors_exit_1_with_the_message(tm):
+    add_tasks(tm, "A")
+    p = tm("set-status", "1", "finished")
+    assert p.returncode == 1 and "status" in p.stderr
+    p = tm("show", "1..2")
+    assert p.returncode == 1 and "Invalid task ID format" in p.stderr
+    assert tm.json("show", "1")["status"] == "pending"
+
+
+def test_usage_errors_exit_2(tm):
+    for args in (["no-such-command"], ["add-task", "--title", "only"], ["move", "--from", "1"], ["show"],
+                 ["set-status", "1"], []):
+        p = tm(*args)
+        assert p.returncode == 2, (args, p.stderr)
+        assert "error" in p.stderr and p.stdout == ""
+
+
+def test_default_daemon_with_a_token(tmp_path):
+    """As `taskmasterd --token T` starts by default: the token is needed, and only the core tools exist."""
+    (tmp_path / "secured").mkdir()
+    d = Daemon(tmp_path / "secured", "--token", "s3cret")
+    try:
+        project = tmp_path / "p"
+        project.mkdir()
+        p = cli("list", server=d.url, project=project)
+        assert p.returncode == 1 and "token" in p.stderr
+        p = cli("list", "--json", "--token", "wrong", server=d.url, project=project)
+        assert p.returncode == 1 and "token" in p.stderr
+        p = cli("list", "--json", "--token", "s3cret", server=d.url, project=project)
+        assert p.returncode == 0, p.stderr
+        p = cli("list", "--json", server=d.url, project=project, env=dict(ENV, TASKMASTER_TOKEN="s3cret"))
+        assert p.returncode == 0, p.stderr
+        # add_dependency is not in the core tier: the message says how to get it
+        p = cli("add-dependency", "--id", "1", "--depends-on", "2", "--token", "s3cret", server=d.url,
+                project=project)
+        assert p.returncode == 1 and "--tools all" in p.stderr, p.stderr
+    finally:
+        assert d.stop() == 0
