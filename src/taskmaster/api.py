@@ -67,7 +67,11 @@ def build_app(node: Node) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=node.metrics.render(), content_type="text/plain", charset="utf-8")
 
+    async def cluster(_: web.Request) -> web.Response:
+        return web.json_response(node.cluster())
+
     app.router.add_get("/health", health)
+    app.router.add_get("/cluster", cluster)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/admin/export", export)
     app.router.add_post("/admin/import", import_)

@@ -45,9 +45,19 @@ class Config:
     allowed_origins: tuple[str, ...] = ()
     """Origins allowed besides loopback ones (the MCP spec's DNS-rebinding rule)."""
 
-    # Gossip (membership): reserved until the membership layer lands
+    # Gossip (membership, SWIM + Lifeguard): UDP and TCP on one port
     gossip_host: str = "127.0.0.1"
     gossip_port: int = 7946
+    advertise: tuple[str, int] | None = None
+    """Address peers use to reach us; required when gossip binds a wildcard address."""
+    join: tuple[tuple[str, int], ...] = ()
+    """Members to join through; any live one will do. Empty: a one-node cluster."""
+    profile: str = "lan"
+    """Membership timers: lan (memberlist's LAN values), local (loopback), wan."""
+    probe_interval: float | None = None
+    """Override the profile's probe interval (e.g. 0.3 s for sub-2 s failure detection on loopback)."""
+    cluster_keys: tuple[str, ...] = ()
+    """Base64 32-byte keys; the first encrypts, all decrypt (rotation). Empty: gossip in clear."""
 
     # Clocks
     hlc_max_offset_ms: int = 500

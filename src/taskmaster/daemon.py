@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from . import __version__
 from .config import Config, split_hostport
@@ -24,6 +25,17 @@ def parse_args(argv: list[str] | None = None) -> Config:
                    help="MCP/HTTP address (default 127.0.0.1:7070; port 0 = any free port)")
     p.add_argument("--bind", default="127.0.0.1:7946", metavar="HOST:PORT",
                    help="gossip address (default 127.0.0.1:7946; port 0 = any free port)")
+    p.add_argument("--join", action="append", default=[], metavar="HOST:PORT",
+                   help="gossip address of a member to join through (repeatable; any live one will do)")
+    p.add_argument("--advertise", metavar="HOST:PORT", help="gossip address peers should use (needed "
+                   "when --bind is a wildcard such as 0.0.0.0)")
+    p.add_argument("--profile", choices=("lan", "local", "wan"), default=os.environ.get("TASKMASTER_PROFILE", "lan"),
+                   help="membership timers: lan (memberlist's LAN values, default), local (loopback), wan")
+    p.add_argument("--probe-interval", type=float, metavar="SECONDS",
+                   help="override the profile's probe interval (e.g. 0.3 for sub-2 s failure detection)")
+    p.add_argument("--cluster-key", action="append", default=[], metavar="BASE64",
+                   help="32-byte key (base64) that authenticates and encrypts gossip; repeat to accept "
+                   "several during a rotation (the first encrypts). Env: TASKMASTER_CLUSTER_KEY (comma list)")
     p.add_argument("--name", default=os.environ.get("TASKMASTER_NAME", ""),
                    help="node name (default: generated once, kept in the data dir)")
     p.add_argument("--token", default=os.environ.get("TASKMASTER_TOKEN"),
@@ -33,22 +45,40 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--print-client-config", action="store_true",
                    help="after the ready line, print MCP client configs to paste into an editor")
     p.add_argument("--log-level", default=os.environ.get("TASKMASTER_LOG_LEVEL", "info"))
+    # Test-only: block the event loop for STALL seconds every EVERY seconds (Lifeguard tests).
+    p.add_argument("--test-stall-loop", metavar="STALL,EVERY", help=argparse.SUPPRESS)
     p.add_argument("--version", action="version", version=f"taskmasterd {__version__}")
     a = p.parse_args(argv)
     try:
         http_host, http_port = split_hostport(a.http)
         gossip_host, gossip_port = split_hostport(a.bind)
+        join = tuple(split_hostport(j) for j in a.join)
+        advertise = split_hostport(a.advertise) if a.advertise else None
     except ValueError as exc:
         p.error(str(exc))
+    keys = a.cluster_key or [k for k in os.environ.get("TASKMASTER_CLUSTER_KEY", "").split(",") if k.strip()]
     logging.basicConfig(level=a.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    global _print_client_config
+    global _print_client_config, _stall_loop
     _print_client_config = a.print_client_config
+    if a.test_stall_loop:
+        stall, every = (float(x) for x in a.test_stall_loop.split(","))
+        _stall_loop = (stall, every)
     return Config(name=a.name, data_dir=a.data_dir, http_host=http_host, http_port=http_port,
-                  gossip_host=gossip_host, gossip_port=gossip_port, token=a.token or None, tools=a.tools)
+                  gossip_host=gossip_host, gossip_port=gossip_port, advertise=advertise, join=join,
+                  profile=a.profile, probe_interval=a.probe_interval, cluster_keys=tuple(keys),
+                  token=a.token or None, tools=a.tools)
 
 
 _print_client_config = False
+_stall_loop: tuple[float, float] | None = None
+
+
+async def _stall_forever(stall: float, every: float) -> None:
+    """Simulate a starved node: the whole event loop freezes for `stall` seconds, periodically."""
+    while True:
+        await asyncio.sleep(every)
+        time.sleep(stall)  # blocking on purpose
 
 
 def client_config(node: Node) -> str:
@@ -68,12 +98,15 @@ async def run(config: Config) -> None:
     if _print_client_config:
         print(f"\nMCP endpoint: {node.http_url}\nPaste into your MCP client's config:\n{client_config(node)}\n",
               flush=True)
+    stalls = asyncio.create_task(_stall_forever(*_stall_loop)) if _stall_loop else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     logging.getLogger("taskmasterd").info("stopping: finishing in-flight calls")
+    if stalls is not None:
+        stalls.cancel()
     await node.stop()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -25,5 +26,37 @@ class Metrics:
         self.hlc_clamped = Gauge("taskmaster_hlc_clamped", "remote timestamps clamped for being too far ahead",
                                  registry=r)
 
+    def watch_membership(self, membership) -> None:
+        """Export the membership layer's counters at scrape time (it keeps its own)."""
+        self.registry.register(_MembershipCollector(membership))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _MembershipCollector:
+    def __init__(self, membership):
+        self.membership = membership
+
+    def collect(self):
+        if not self.membership.running:
+            return
+        snap = self.membership.metrics_snapshot()
+        members = GaugeMetricFamily("taskmaster_members", "cluster members by state", labels=["state"])
+        for state, count in snap["members"].items():
+            members.add_metric([state], count)
+        yield members
+        dropped = CounterMetricFamily("taskmaster_gossip_packets_dropped", "gossip packets dropped by reason",
+                                      labels=["reason"])
+        for reason, count in snap["packets_dropped"].items():
+            dropped.add_metric([reason], count)
+        yield dropped
+        for key, doc in (("probes_sent", "SWIM probes sent"), ("probes_failed", "SWIM probes that failed"),
+                         ("suspicions_raised", "members we suspected"),
+                         ("suspicions_refuted", "suspicions of us we refuted"),
+                         ("packets_sent", "gossip packets sent"), ("packets_received", "gossip packets received")):
+            yield CounterMetricFamily(f"taskmaster_gossip_{key}", doc, value=snap[key])
+        yield GaugeMetricFamily("taskmaster_gossip_broadcast_queue", "updates waiting to be gossiped",
+                                value=snap["broadcast_queue_depth"])
+        yield GaugeMetricFamily("taskmaster_lhm", "Lifeguard local health multiplier (0 = healthy)",
+                                value=snap["lhm"])

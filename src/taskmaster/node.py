@@ -18,9 +18,12 @@ from . import __version__
 from .api import build_app
 from .config import Config
 from .crdt import HLC
+from .membership import JoinError, Member, Membership, MembershipConfig
 from .metrics import Metrics
 from .storage import Store
 from .tasks.service import TaskService
+from .transport.auth import decode_key
+from .transport.net import NetTransport
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,8 @@ class Node:
         self.store: Store | None = None
         self.service: TaskService | None = None
         self._runner: web.AppRunner | None = None
-        self._gossip_sock: socket.socket | None = None
+        self.membership: Membership | None = None
+        self._join_task: asyncio.Task | None = None
         self.http_port = 0
         self.gossip_port = 0
         self._stopped = asyncio.Event()
@@ -68,38 +72,70 @@ class Node:
             from .tasks.files import import_project
 
             self.service = TaskService(self.store, hlc, self.metrics, importer=import_project)
-            self._reserve_gossip()
             self._runner = web.AppRunner(build_app(self), access_log=None,
                                          shutdown_timeout=cfg.drain_seconds)
             await self._runner.setup()
             site = web.TCPSite(self._runner, cfg.http_host, cfg.http_port)
             await site.start()
             self.http_port = self._runner.addresses[0][1]
+            await self._start_membership()
         except BaseException:
             await self._close()
             raise
 
-    def _reserve_gossip(self) -> None:
-        # Hold the gossip address now so the ready line names real ports; the membership layer
-        # takes this socket over.
-        family = socket.AF_INET6 if ":" in self.config.gossip_host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.bind((self.config.gossip_host, self.config.gossip_port))
-        self._gossip_sock = sock
-        self.gossip_port = sock.getsockname()[1]
+    async def _start_membership(self) -> None:
+        cfg = self.config
+        overrides = {"probe_interval": cfg.probe_interval} if cfg.probe_interval else {}
+        keys = [decode_key(k) for k in cfg.cluster_keys]
+        mcfg = MembershipConfig.profile(cfg.profile, keyring=keys, **overrides)
+        transport = NetTransport(cfg.gossip_host, cfg.gossip_port, advertise=cfg.advertise,
+                                 max_frame=mcfg.max_frame, read_timeout=mcfg.tcp_timeout)
+        meta = {"http": self.http_url, "version": __version__}
+        self.membership = Membership(mcfg, transport, name=self.name, meta=meta, on_change=self._member_changed)
+        await self.membership.start()
+        self.gossip_port = transport.local_addr[1]
+        self.metrics.watch_membership(self.membership)
+        if cfg.join:
+            self._join_task = asyncio.create_task(self._join(list(cfg.join)))
+
+    async def _join(self, seeds: list[tuple[str, int]]) -> None:
+        """Join through any seed; keep trying (with backoff) until one answers, saying why not."""
+        delay = 1.0
+        while True:
+            try:
+                contacted = await self.membership.join(seeds)
+                log.info("joined the cluster through %d of %d seeds", contacted, len(seeds))
+                return
+            except JoinError as exc:
+                log.error("cannot join the cluster yet: %s (retrying in %.0f s)", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _member_changed(self, member: Member) -> None:
+        if member.name != self.name:
+            log.info("member %s %s:%d is %s (incarnation %d)", member.name, *member.addr, member.state,
+                     member.incarnation)
 
     async def stop(self) -> None:
-        """Finish in-flight calls (up to drain_seconds), flush, close."""
+        """Announce our leave, finish in-flight calls (up to drain_seconds), flush, close."""
+        if self.membership is not None and self.membership.running:
+            try:
+                await self.membership.leave(timeout=min(5.0, self.config.drain_seconds))
+            except Exception:  # leaving is a courtesy: the others detect us gone anyway
+                log.exception("announcing our leave failed")
         await self._close()
         self._stopped.set()
 
     async def _close(self) -> None:
+        if self._join_task is not None:
+            self._join_task.cancel()
+            self._join_task = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._gossip_sock is not None:
-            self._gossip_sock.close()
-            self._gossip_sock = None
+        if self.membership is not None:
+            await self.membership.stop()
+            self.membership = None
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -120,6 +156,15 @@ class Node:
 
     def ready_line(self) -> str:
         return f"taskmasterd ready name={self.name} http={self.http_url} gossip={self.gossip_addr}"
+
+    def cluster(self) -> dict:
+        """GET /cluster: this node's view of the membership."""
+        m = self.membership
+        members = [] if m is None else [
+            {"name": x.name, "gossip": f"{x.addr[0]}:{x.addr[1]}", "http": x.meta.get("http"),
+             "state": x.state, "incarnation": x.incarnation, "meta": x.meta}
+            for x in sorted(m.members(), key=lambda x: x.name)]
+        return {"self": self.name, "members": members, "health": {"lhm": m.local_health() if m else 0}}
 
     def health(self) -> dict:
         return {"status": "ok", "name": self.name, "version": __version__, "http": self.http_url,
