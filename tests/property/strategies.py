@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from taskmaster.crdt.doc import Doc, encode, merge, reg_wins
+from taskmaster.crdt.doc import Doc, encode, latest, merge, reg_wins
 from taskmaster.crdt.hlc import HLC
 from taskmaster.crdt.taskdoc import task_delta, view
 
@@ -54,6 +54,11 @@ values = picked | json_values
 INDEX = st.integers(0, 63)
 T = TypeVar("T")
 Draw = Callable[[st.SearchStrategy], Any]
+
+
+def scaled(fraction: float) -> int:
+    """A share of the loaded profile's max_examples, for tests whose examples are expensive."""
+    return max(10, int(settings.default.max_examples * fraction))
 
 
 def pick(draw: Draw, seq: Sequence[T]) -> T:
@@ -107,15 +112,6 @@ def skewed(clock: FakeClock, skew: int):
     return lambda: clock.ms + skew
 
 
-def max_ts(doc: Doc) -> int:
-    """The greatest timestamp anywhere in `doc` (what a receiver's HLC observes)."""
-    best = max((r[0] for r in doc.fields.values()), default=0)
-    for elems in doc.sets.values():
-        for adds, rems in elems.values():
-            best = max([best, *(d[0] for d in adds), *(d[0] for d in rems)])
-    return max([best, *(max_ts(c) for c in doc.children.values())])
-
-
 # ---- lattice order ----------------------------------------------------------------------------
 def covers(big: Doc, small: Doc) -> bool:
     """big ⊒ small: every register of `small` is in `big` or beaten there, every dot is kept."""
@@ -133,20 +129,42 @@ def covers(big: Doc, small: Doc) -> bool:
 
 
 # ---- raw document operations ---------------------------------------------------------------------
+# An operation is drawn as one integer and decoded (one draw instead of six: generation is what
+# costs here). Shrinking still works: shorter lists, smaller codes, simpler operations.
 PATHS = ((), ("c1",), ("c2",), ("c1", "g"))
 FIELD_NAMES = ("f", "g", "~del", "~pos")
 SET_NAMES = ("s", "dependencies")
-elements = st.integers(0, 4) | st.sampled_from(["1.1", "1.2", "10.1", "01.1", "x"])
-_node = st.integers(0, len(NODES) - 1)  # taken modulo the number of replicas
-_path = st.sampled_from(PATHS)
-doc_ops = st.one_of(
-    st.tuples(st.just("set"), _node, _path, st.sampled_from(FIELD_NAMES), picked),
-    st.tuples(st.just("unset"), _node, _path, st.sampled_from(FIELD_NAMES)),
-    st.tuples(st.just("add"), _node, _path, st.sampled_from(SET_NAMES), elements),
-    st.tuples(st.just("remove"), _node, _path, st.sampled_from(SET_NAMES), elements),
-    st.tuples(st.just("sync"), _node, _node),
-    st.tuples(st.just("tick"), st.integers(0, 3)),
-)
+ELEMENTS = (0, 1, 2, 3, 4, "1.1", "1.2", "10.1", "01.1", "x")
+elements = st.sampled_from(ELEMENTS)
+_OP_KINDS = ("set", "add", "remove", "sync", "set", "unset", "add", "remove", "sync", "tick")
+op_codes = st.integers(0, 2**24 - 1)
+
+
+def _digits(code: int, *bases: int) -> list[int]:
+    out = []
+    for base in bases:
+        code, digit = divmod(code, base)
+        out.append(digit)
+    return out
+
+
+def decode_op(code: int) -> tuple:
+    """One raw operation: (kind, replica, path, name, value or element) or ("sync", to, from) or
+    ("tick", ms). Replica numbers are taken modulo the number of replicas."""
+    k, node, other, path, name, setname, item = _digits(code, len(_OP_KINDS), len(NODES), len(NODES), len(PATHS),
+                                                       len(FIELD_NAMES), len(SET_NAMES), len(PICKED) * len(ELEMENTS))
+    kind = _OP_KINDS[k]
+    if kind == "tick":
+        return ("tick", other % 4)
+    if kind == "sync":
+        return ("sync", node, other)
+    if kind == "set":
+        return ("set", node, PATHS[path], FIELD_NAMES[name], PICKED[item % len(PICKED)])
+    if kind == "unset":
+        return ("unset", node, PATHS[path], FIELD_NAMES[name])
+    return (kind, node, PATHS[path], SET_NAMES[setname], ELEMENTS[item % len(ELEMENTS)])
+
+
 skews = st.lists(st.integers(-3, 3), min_size=len(NODES), max_size=len(NODES))
 
 
@@ -194,7 +212,7 @@ class Replicas:
 
     def receive(self, i: int, doc: Doc) -> None:
         self.history.append(("merge", i, _source(self, doc)))
-        self.hlcs[i].observe(max_ts(doc))
+        self.hlcs[i].observe(latest(doc))
         self.docs[i] = merge(self.docs[i], doc)
 
     def stamp(self, i: int) -> tuple[int, str]:
@@ -207,7 +225,7 @@ class Replicas:
 
     # ---- raw operations -------------------------------------------------------------------------
     def apply(self, op: tuple) -> None:
-        """Run one `doc_ops` operation (replica numbers are taken modulo n)."""
+        """Run one `decode_op` operation (replica numbers are taken modulo n)."""
         kind = op[0]
         if kind == "tick":
             self.history.append(op)
@@ -258,8 +276,8 @@ def _source(replicas: Replicas, doc: Doc) -> str:
 @st.composite
 def _histories(draw) -> Replicas:
     replicas = Replicas(3, draw(skews))
-    for op in draw(st.lists(doc_ops, max_size=10)):
-        replicas.apply(op)
+    for code in draw(st.lists(op_codes, max_size=10)):
+        replicas.apply(decode_op(code))
     return replicas
 
 
@@ -277,23 +295,38 @@ def _doc_samples(count: int) -> st.SearchStrategy[list[Doc]]:
 
 
 # ---- adversarial documents -----------------------------------------------------------------------
-_tie_stamps = st.tuples(st.integers(0, 2), st.sampled_from(("a", "b")))
-_registers = st.builds(lambda s, present, v: (s[0], s[1], present, v if present else None),
-                       _tie_stamps, st.booleans(), picked)
-_dot_sets = st.frozensets(_tie_stamps, max_size=2)
-_fields = st.dictionaries(st.sampled_from(FIELD_NAMES), _registers, max_size=3)
-_sets = st.dictionaries(st.sampled_from(SET_NAMES),
-                        st.dictionaries(elements, st.tuples(_dot_sets, _dot_sets), min_size=1, max_size=2),
-                        max_size=1)
+# Stamps from a tiny range so that registers and dots collide on purpose; one code per register
+# or set element, as for operations.
+TIE_DOTS = tuple((ts, node) for ts in range(3) for node in ("a", "b"))
 
 
-def _arbitrary(children: st.SearchStrategy | None) -> st.SearchStrategy[Doc]:
-    if children is None:
-        return st.builds(Doc, _fields, _sets)
-    return st.builds(Doc, _fields, _sets, st.dictionaries(st.sampled_from(("c1", "c2")), children, max_size=2))
+def decode_register(code: int) -> tuple:
+    ts, node, unset, value = _digits(code, 3, 2, 4, len(PICKED))  # one in four is an unset
+    return (ts, "ab"[node], False, None) if unset == 0 else (ts, "ab"[node], True, PICKED[value])
 
 
-arbitrary_docs = _arbitrary(_arbitrary(None))
+def _dot_set(mask: int) -> frozenset:
+    return frozenset(d for i, d in enumerate(TIE_DOTS) if mask >> i & 1)
+
+
+def _arbitrary_doc(field_codes: list[int], set_codes: list[int], children: list[tuple] = ()) -> Doc:
+    doc = Doc()
+    for code in field_codes:
+        name, reg = _digits(code, len(FIELD_NAMES), 1 << 20)
+        doc.fields[FIELD_NAMES[name]] = decode_register(reg)
+    for code in set_codes:
+        name, elem, adds, rems = _digits(code, len(SET_NAMES), len(ELEMENTS), 64, 64)
+        doc.sets.setdefault(SET_NAMES[name], {})[ELEMENTS[elem]] = (_dot_set(adds), _dot_set(rems))
+    for key, child in children:
+        doc.children[key] = child
+    return doc
+
+
+_codes = st.lists(op_codes, max_size=3)
+_leaf_docs = st.builds(_arbitrary_doc, _codes, _codes)
+arbitrary_docs = st.builds(_arbitrary_doc, _codes, _codes,
+                           st.lists(st.tuples(st.sampled_from(("c1", "c2")), _leaf_docs), max_size=2))
+registers = op_codes.map(decode_register)
 # Documents holding any JSON value (the law tests mostly use picked values, which are cheaper).
 valued_docs = st.builds(Doc, st.dictionaries(st.sampled_from(FIELD_NAMES), st.builds(
     lambda ts, v: (ts, "n1", True, v), st.integers(0, 2**63 - 1), json_values), max_size=3))
@@ -302,65 +335,87 @@ pairs = _doc_samples(2) | st.lists(arbitrary_docs, min_size=2, max_size=2)
 triples = _doc_samples(3) | st.lists(arbitrary_docs, min_size=3, max_size=3)
 
 # ---- plain tasks ---------------------------------------------------------------------------------
+# Drawn from integer codes too: a task is a handful of draws, not a hundred.
 STATUSES = ("pending", "in-progress", "done", "review", "deferred", "cancelled", "blocked")
-short_text = st.sampled_from(["", "Set up", "Écrire", "x"]) | st.text(max_size=4)
-subtask_refs = st.builds(lambda p, s: f"{p}.{s}", st.integers(1, 12), st.integers(1, 6))
-task_deps = st.lists(st.integers(1, 12) | subtask_refs, max_size=4)
-subtask_deps = st.lists(st.integers(1, 6) | subtask_refs, max_size=3)
+WORDS = ("", "Set up", "Écrire", "x", "tâche 🚀", "a\u2028b", "Add tests", "x" * 40)
 TASK_FIELDS = ("title", "description", "status", "details", "testStrategy", "priority", "metadata",
                "updatedAt", "complexity")
 SUBTASK_FIELDS = ("id", "title", "description", "status", "details", "testStrategy", "updatedAt")
-_extra_values = short_text | values
-_statuses = st.sampled_from(STATUSES)
-_task_extras = st.dictionaries(st.sampled_from(TASK_FIELDS[3:]), _extra_values, max_size=3)
-_subtask_extras = st.dictionaries(st.sampled_from(SUBTASK_FIELDS[4:]), _extra_values, max_size=2)
-_ids = st.integers(1, 12)
-_counts = st.integers(0, 3)
+FIELD_VALUES = WORDS + tuple(PICKED)
+short_text = st.sampled_from(WORDS) | st.text(max_size=4)
+subtask_refs = st.builds(lambda p, s: f"{p}.{s}", st.integers(1, 12), st.integers(1, 6))
+task_deps = st.lists(st.integers(1, 12) | subtask_refs, max_size=4)  # for the service model
+subtask_deps = st.lists(st.integers(1, 6) | subtask_refs, max_size=3)
+_dep_codes = st.lists(st.integers(0, 12 + 12 * 6 - 1), max_size=4)
+
+
+def _dep(code: int, ints: int) -> int | str:
+    """A dependency: a task id 1..ints, else a "P.S" subtask reference (P 1..12, S 1..6)."""
+    if code < ints:
+        return code + 1
+    p, s = divmod(code - ints, 6)
+    return f"{p % 12 + 1}.{s + 1}"
+
+
+def _value(name: str, code: int) -> Any:
+    return STATUSES[code % len(STATUSES)] if name == "status" else FIELD_VALUES[code % len(FIELD_VALUES)]
 
 
 def draw_subtask(draw: Draw, sub_id: int) -> dict:
-    sub = {"id": sub_id, "title": draw(short_text), "description": draw(short_text),
-           "status": draw(_statuses), "dependencies": draw(subtask_deps)}
-    sub.update(draw(_subtask_extras))
+    title, description, status, extras, value = _digits(draw(op_codes), len(WORDS), len(WORDS), len(STATUSES),
+                                                         8, len(FIELD_VALUES))
+    sub = {"id": sub_id, "title": WORDS[title], "description": WORDS[description], "status": STATUSES[status],
+           "dependencies": [_dep(c, 6) for c in draw(_dep_codes)]}
+    for bit, name in enumerate(SUBTASK_FIELDS[4:]):
+        if extras >> bit & 1:
+            sub[name] = FIELD_VALUES[(value + bit) % len(FIELD_VALUES)]
     return sub
 
 
 def draw_task(draw: Draw, task_id: int | None = None, max_subtasks: int = 4) -> dict:
-    task = {"id": task_id if task_id is not None else draw(_ids), "title": draw(short_text),
-            "description": draw(short_text), "status": draw(_statuses), "dependencies": draw(task_deps)}
-    task.update(draw(_task_extras))
+    tid, description, status, extras, value = _digits(draw(op_codes), 12, len(WORDS), len(STATUSES), 64,
+                                                      len(FIELD_VALUES))
+    task = {"id": task_id if task_id is not None else tid + 1, "title": draw(short_text),
+            "description": WORDS[description], "status": STATUSES[status],
+            "dependencies": [_dep(c, 12) for c in draw(_dep_codes)]}
+    for bit, name in enumerate(TASK_FIELDS[3:]):
+        if extras >> bit & 1:
+            task[name] = FIELD_VALUES[(value + bit) % len(FIELD_VALUES)]
     task["subtasks"] = [draw_subtask(draw, i + 1) for i in range(draw(INDEX) % (max_subtasks + 1))]
     return task
 
 
 plain_tasks = st.composite(lambda draw: draw_task(draw))()
-plain_subtasks = st.composite(lambda draw: draw_subtask(draw, draw(_ids)))()
+plain_subtasks = st.composite(lambda draw: draw_subtask(draw, draw(INDEX) % 12 + 1))()
 
 
-def _edit_fields(draw: Draw, obj: dict, names: tuple[str, ...], deps: st.SearchStrategy) -> dict:
+def _edit_fields(draw: Draw, obj: dict, names: tuple[str, ...], ints: int) -> dict:
+    """Up to three fields set or removed; maybe dependencies kept in part, added to, reordered."""
     out = dict(obj)
-    for _ in range(draw(_counts)):
-        name = pick(draw, names)
-        if draw(INDEX) % 3 == 0:
-            out.pop(name, None)
+    for code in draw(st.lists(op_codes, max_size=3)):
+        name, delete, value = _digits(code, len(names), 3, 1 << 10)
+        if delete == 0:
+            out.pop(names[name], None)
         else:
-            out[name] = draw(_statuses if name == "status" else _extra_values)
+            out[names[name]] = _value(names[name], value)
     if draw(st.booleans()):
-        kept = [d for d in out.get("dependencies", []) if draw(st.booleans())]
-        out["dependencies"] = shuffled(draw, kept + draw(deps))
+        kept_mask = draw(op_codes)
+        kept = [d for i, d in enumerate(out.get("dependencies", [])) if kept_mask >> i & 1]
+        out["dependencies"] = shuffled(draw, kept + [_dep(c, ints) for c in draw(_dep_codes)])
     return out
 
 
 def draw_edit(draw: Draw, old: dict) -> tuple[dict, list[int | None]]:
     """A random edit of `old`: fields set/removed, dependencies changed, subtasks removed, edited,
     reordered and added. Returns the new task and, per new subtask, its index in `old` (or None)."""
-    new = _edit_fields(draw, old, TASK_FIELDS, task_deps)
+    new = _edit_fields(draw, old, TASK_FIELDS, 12)
     subs = old.get("subtasks", [])
-    origin: list[int | None] = [i for i in range(len(subs)) if draw(INDEX) % 5]  # most are kept
+    plan = draw(op_codes)  # per old subtask: removed (1 in 5), edited, or kept as it is
+    origin: list[int | None] = [i for i in range(len(subs)) if (plan >> 3 * i) % 5]
+    edited = {i for i in origin if plan >> 3 * i & 4}
     if draw(st.booleans()):
         origin = shuffled(draw, origin)
-    new_subs = [_edit_fields(draw, subs[i], SUBTASK_FIELDS, subtask_deps) if draw(st.booleans()) else subs[i]
-                for i in origin]
+    new_subs = [_edit_fields(draw, subs[i], SUBTASK_FIELDS, 6) if i in edited else subs[i] for i in origin]
     for _ in range(draw(INDEX) % 3):
         at = draw(INDEX) % (len(new_subs) + 1)
         new_subs.insert(at, draw(plain_subtasks))
@@ -379,11 +434,6 @@ def draw_task_op(draw: Draw, replicas: Replicas, i: int, deletes: bool = True) -
         replicas.edit_task(i, None, [])
     else:
         replicas.edit_task(i, *draw_edit(draw, task))
-
-
-def scaled(fraction: float) -> int:
-    """A share of the loaded profile's max_examples, for tests whose examples are expensive."""
-    return max(10, int(settings.default.max_examples * fraction))
 
 
 def _task_histories(deletes: bool) -> st.SearchStrategy[Replicas]:

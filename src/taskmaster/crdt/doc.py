@@ -117,6 +117,18 @@ class Doc:
         return self.children.setdefault(key, Doc())
 
 
+def latest(doc: Doc) -> int:
+    """The greatest timestamp in `doc`: a clock that observes it stamps later writes after it."""
+    best = max((reg[0] for reg in doc.fields.values()), default=0)
+    for elems in doc.sets.values():
+        for adds, rems in elems.values():
+            for dot in adds | rems:
+                best = max(best, dot[0])
+    for child in doc.children.values():
+        best = max(best, latest(child))
+    return best
+
+
 def merge(a: Doc, b: Doc) -> Doc:
     """The join of two documents. Pure: neither argument is changed."""
     out = Doc(dict(a.fields), {k: dict(v) for k, v in a.sets.items()}, dict(a.children))

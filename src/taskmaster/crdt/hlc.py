@@ -48,6 +48,13 @@ class HLC:
     def stamp(self) -> Stamp:
         return Stamp(self.now(), self.node)
 
+    def advance(self, ts: int) -> None:
+        """Move past a timestamp of our own durable history. Never clamped: after a restart with the
+        wall clock stepped back, new writes must still be stamped after what we already stored, or
+        they would lose to older values."""
+        if ts > self._last:
+            self._last = ts
+
     def observe(self, remote: int) -> int:
         """Fold in a timestamp seen on a message; returns it, clamped if it was too far ahead."""
         limit = (self._clock() + self.max_offset_ms) << COUNTER_BITS | COUNTER_MASK

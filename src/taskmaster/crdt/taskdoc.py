@@ -11,6 +11,7 @@ materialized `old` into `new`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .doc import DELETED, Doc, merge
@@ -30,13 +31,15 @@ def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def same(a: Any, b: Any) -> bool:
-    """Equality that tells 1 from True and 1 from 1.0 (they are different JSON)."""
+    """Equality that tells 1 from True, 1 from 1.0 and 0.0 from -0.0 (they are different JSON)."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
     return a == b
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..crdt import HLC, Doc, decode, encode, merge
-from ..crdt.doc import DELETED
+from ..crdt.doc import DELETED, latest
 from ..crdt.taskdoc import fields_delta, fields_view, task_delta, tombstone, view
 from ..storage import Store, doc_key, project_prefix, split_doc_key
 from .state import MASTER, ProjectTx, ProjectView, TagState, TagWork, new_uid
@@ -106,7 +106,11 @@ class TaskService:
         project = Project(root)
         for key, value in self.store.scan(project_prefix(root)):
             _, tag, doc_id = split_doc_key(key)
-            project.load_doc(tag, doc_id, decode(value))
+            doc = decode(value)
+            # Restarted with the wall clock at or behind the last write, the clock must still stamp
+            # new writes after the stored ones, or they would lose to older values (lost updates).
+            self.hlc.advance(latest(doc))
+            project.load_doc(tag, doc_id, doc)
         project.finish_load()
         self._projects[root] = project
         if may_import and not project.loaded_docs and self.importer is not None and self._import(project):
@@ -188,7 +192,8 @@ class TaskService:
             fields_delta(d, old, w.metadata, ts, node)
             if meta is None or meta.deleted:
                 d.set(DELETED, False, ts, node)
-            yield tag, META_DOC, d
+            if not d.is_empty():  # metadata opened for editing but left as it was: nothing to write
+                yield tag, META_DOC, d
         if w.report_changed:
             d = Doc()
             if w.report is None:

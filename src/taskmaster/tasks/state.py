@@ -17,6 +17,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..crdt.taskdoc import same
 from .errors import TaskError
 
 MASTER = "master"
@@ -324,5 +325,5 @@ class ProjectTx(ProjectView):
 
     @property
     def state_changed(self) -> bool:
-        return self._state != self._base_state
+        return not same(self._state, self._base_state)  # not !=: 1 -> 1.0 is a change too
 
