@@ -186,8 +186,12 @@ def to_wire(doc: Doc) -> list:
     return [fields, sets, children]
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _reg_wire(reg: Reg) -> list:
-    return [reg[0], reg[1], reg[2], canonical(reg[3])]
+    value = reg[3]
+    return [reg[0], reg[1], reg[2], value if value.__class__ in _SCALARS else canonical(value)]
 
 
 def from_wire(raw: list) -> Doc:

@@ -27,7 +27,11 @@ _ORDER_INDEX = {k: i for i, k in enumerate(_TASK_ORDER)}
 
 
 def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: obj[k] for k in sorted(obj, key=lambda k: (_ORDER_INDEX.get(k, len(_ORDER_INDEX)), k))}
+    out = {k: obj[k] for k in _TASK_ORDER if k in obj}
+    if len(out) < len(obj):
+        for k in sorted(k for k in obj if k not in _ORDER_INDEX):
+            out[k] = obj[k]
+    return out
 
 
 def same(a: Any, b: Any) -> bool:
@@ -130,7 +134,11 @@ def task_delta(doc: Doc | None, old: dict | None, new: dict | None, sub_keys: li
 
 
 def _sub_keys(doc: Doc | None) -> list[str]:
-    return view(doc)[1] if doc is not None else []
+    """Child keys of the live subtasks in display order (what `view` returns, without building it)."""
+    if doc is None or doc.deleted:
+        return []
+    live = sorted((sub.get(POS, 0), key) for key, sub in doc.children.items() if not sub.deleted)
+    return [key for _, key in live]
 
 
 def _positions(doc: Doc | None, keys: list[str]) -> dict[str, float]:
