@@ -97,13 +97,19 @@ class Store:
         if self._metrics:
             self._metrics.storage_write.observe(time.perf_counter() - started)
 
-    async def durable(self) -> None:
+    async def durable(self, alone: bool = False) -> None:
         """Return once every write made before this call is on disk (fsync'd WAL).
 
         Callers arriving while a flush runs wait for it and, if it started before their write,
-        share the next one: one fsync serves every writer that queued behind it.
+        share the next one: one fsync serves every writer that queued behind it. A caller that
+        knows no other write is in flight (`alone`) flushes on the loop thread instead: nobody is
+        waiting to run meanwhile, and it saves the round trip through a worker thread.
         """
         target = self._written
+        if alone and self._flushing is None and self._synced < target:
+            self._flush()
+            self._synced = target
+            return
         while self._synced < target:
             if self._flushing is None:
                 self._flushing = asyncio.ensure_future(self._run_flush())

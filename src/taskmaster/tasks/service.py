@@ -12,6 +12,7 @@ or a later fsync of the same WAL, so it can never be acknowledged ahead of what 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from bisect import bisect_left, insort
 from collections.abc import Callable
@@ -91,6 +92,7 @@ class TaskService:
         self.metrics = metrics
         self.importer = importer  # fills an unknown project from its files (tasks.json) if any
         self._projects: dict[str, Project] = {}
+        self._writing = 0  # writes between commit and acknowledgement
 
     # ---- reading -----------------------------------------------------------------------------------
     def project(self, root: str) -> Project:
@@ -139,7 +141,13 @@ class TaskService:
         tx = ProjectTx(project.view())
         result = fn(tx)
         if self._commit(project, tx):
-            await self.store.durable()
+            self._writing += 1
+            try:
+                if self._writing == 1:
+                    await asyncio.sleep(0)  # writes already on their way commit first and share the fsync
+                await self.store.durable(alone=self._writing == 1)
+            finally:
+                self._writing -= 1
         return result
 
     def _commit(self, project: Project, tx: ProjectTx) -> bool:
