@@ -112,6 +112,9 @@ async def run(config: Config) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
+    # The WAL fsync runs in a worker thread that must take the GIL back to acknowledge a group of
+    # writes; with the default 5 ms switch interval a busy event loop makes every group wait for it.
+    sys.setswitchinterval(0.0005)
     try:
         import uvloop
 
