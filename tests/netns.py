@@ -1,7 +1,9 @@
 """Test hosts in network namespaces on one bridge; partitions by blackhole routes.
 
 Only for tests run as root with `ip` available (`NetnsHosts.available()` says). The addresses are on
-a subnet that exists only between these namespaces, made and removed by the test itself.
+a subnet that exists only between these namespaces, made and removed by the test itself. The bridge
+holds the subnet's .254 address (`outside`), so the test process, in the root namespace, reaches
+every host; partitions cut only host-to-host links.
 """
 
 from __future__ import annotations
@@ -36,19 +38,29 @@ class NetnsHosts:
     def addr(self, i: int) -> str:
         return SUBNET.format(run=self.run, host=i + 1)
 
+    @property
+    def outside(self) -> str:
+        """The bridge's address: where the root namespace's packets to the hosts come from."""
+        return SUBNET.format(run=self.run, host=254)
+
     def __enter__(self) -> NetnsHosts:
-        _ip("link", "add", self.bridge, "type", "bridge")
-        _ip("link", "set", self.bridge, "up")
-        for i in range(self.count):
-            ns, outer, inner = self.ns(i), f"{self.tag}v{i}", f"{self.tag}p{i}"
-            _ip("netns", "add", ns)
-            _ip("link", "add", outer, "type", "veth", "peer", "name", inner)
-            _ip("link", "set", inner, "netns", ns)
-            _ip("link", "set", outer, "master", self.bridge)
-            _ip("link", "set", outer, "up")
-            _ip("-n", ns, "addr", "add", f"{self.addr(i)}/24", "dev", inner)
-            _ip("-n", ns, "link", "set", inner, "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
+        try:
+            _ip("link", "add", self.bridge, "type", "bridge")
+            _ip("addr", "add", f"{self.outside}/24", "dev", self.bridge)
+            _ip("link", "set", self.bridge, "up")
+            for i in range(self.count):
+                ns, outer, inner = self.ns(i), f"{self.tag}v{i}", f"{self.tag}p{i}"
+                _ip("netns", "add", ns)
+                _ip("link", "add", outer, "type", "veth", "peer", "name", inner)
+                _ip("link", "set", inner, "netns", ns)
+                _ip("link", "set", outer, "master", self.bridge)
+                _ip("link", "set", outer, "up")
+                _ip("-n", ns, "addr", "add", f"{self.addr(i)}/24", "dev", inner)
+                _ip("-n", ns, "link", "set", inner, "up")
+                _ip("-n", ns, "link", "set", "lo", "up")
+        except BaseException:  # `with` calls __exit__ only after __enter__ succeeded
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

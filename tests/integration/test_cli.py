@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from taskmaster.cli import run
 from taskmaster.cli.client import admin_base, tool_error_message
 from taskmaster.cli.commands import DEFAULT_SERVER, Request, UsageError, parse, settings
-from taskmaster.cli.render import Printer, plain, view_list, view_show
+from taskmaster.cli.render import Printer, plain, view_cluster, view_list, view_show
 from taskmaster.tools.registry import error_text
 
 BIN = Path(sys.executable).parent
@@ -491,3 +491,42 @@ def test_default_daemon_with_a_token(tmp_path):
         assert p.returncode == 1 and "--tools all" in p.stderr, p.stderr
     finally:
         assert d.stop() == 0
+
+
+# ---- task-master cluster ---------------------------------------------------------------------------------
+CLUSTER = {"self": "b", "health": {"lhm": 2}, "members": [
+    {"name": "a", "gossip": "10.0.0.1:7946", "http": "http://10.0.0.1:7070/mcp", "state": "dead", "incarnation": 3,
+     "meta": {}},
+    {"name": "b", "gossip": "10.0.0.2:7946", "http": None, "state": "alive", "incarnation": 12, "meta": {}}]}
+
+
+def test_cluster_is_a_get_of_the_cluster_endpoint():
+    assert request("cluster") == Request("/cluster", view="cluster", admin=True, method="GET")
+
+
+def test_cluster_renders_a_member_table():
+    out = io.StringIO()
+    Printer(out, rich=False).print(view_cluster(CLUSTER, None))
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["Name", "Gossip", "HTTP", "State", "Incarnation"]
+    assert lines[1].split() == ["a", "10.0.0.1:7946", "http://10.0.0.1:7070/mcp", "dead", "3"]
+    assert lines[2].split() == ["*", "b", "10.0.0.2:7946", "-", "alive", "12"]  # this node, no HTTP known
+    assert lines[1].index("dead") == lines[2].index("alive")
+    assert lines[3] == "2 members · 1 dead · 1 alive · local health 2"
+
+
+def test_cluster_against_a_daemon_table_and_json(daemon):
+    p = cli("cluster", "--json", server=daemon.url)
+    assert p.returncode == 0, p.stderr
+    body = json.loads(p.stdout)
+    assert set(body) == {"self", "members", "health"} and body["health"] == {"lhm": 0}
+    [me] = body["members"]
+    assert me["name"] == body["self"] and me["state"] == "alive" and me["http"] == daemon.url
+    assert me["incarnation"] >= 1 and re.fullmatch(r"127\.0\.0\.1:\d+", me["gossip"])
+    p = cli("cluster", server=daemon.url)
+    assert p.returncode == 0 and ANSI not in p.stdout, p.stderr
+    assert re.search(rf"^\*\s+{re.escape(me['name'])}\s+{me['gossip']}\s+{daemon.url}\s+alive\s+"
+                     rf"{me['incarnation']}$", p.stdout, re.M), p.stdout
+    assert "1 member · 1 alive · local health 0" in p.stdout
+    p = cli("cluster", server=f"http://127.0.0.1:{closed_port()}/mcp")
+    assert p.returncode == 3 and "cannot reach taskmasterd" in p.stderr

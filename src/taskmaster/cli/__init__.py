@@ -21,6 +21,8 @@ async def execute(request: Request, cfg: Settings) -> tuple[object, str | None]:
     from .client import McpHttpClient
 
     async with McpHttpClient(cfg.server, cfg.token) as client:
+        if request.admin and request.method == "GET":
+            return await client.admin(request.target), None
         if request.admin:
             return await client.admin(request.target, {"projectRoot": cfg.project, **request.args}), None
         envelope = await client.call_tool(request.target, {"projectRoot": cfg.project, **request.args})

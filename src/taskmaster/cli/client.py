@@ -162,12 +162,14 @@ class McpHttpClient:
             pass
 
     # ---- admin endpoints ---------------------------------------------------------------------------
-    async def admin(self, path: str, body: dict) -> dict:
-        """POST to the daemon's /admin/<path>; returns its JSON answer or raises CliError."""
+    async def admin(self, path: str, body: dict | None = None) -> dict:
+        """POST `body` to the daemon's `path` (GET it when there is no body, as for /cluster);
+        returns its JSON answer or raises CliError."""
         url = admin_base(self.url) + path
         headers = {k: v for k, v in self._headers.items() if k == "Authorization"}
         try:
-            async with self._http.post(url, json=body, headers=headers) as resp:
+            async with self._http.request("GET" if body is None else "POST", url, json=body,
+                                          headers=headers) as resp:
                 self._check_auth(resp)
                 text = await resp.text()
         except (aiohttp.ClientError, TimeoutError) as exc:

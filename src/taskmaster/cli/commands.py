@@ -23,6 +23,7 @@ class Request:
     args: dict = field(default_factory=dict)  # tool arguments / endpoint body, projectRoot excluded
     view: str = "message"  # how render.py shows the answer
     admin: bool = False
+    method: str = "POST"  # admin endpoints: a GET reads the node itself and sends no body
 
 
 Builder = Callable[[argparse.Namespace], Request]
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("import", _import, "load the project's tasks.json into the daemon")
     p.add_argument("-i", "--input", metavar="PATH", help="file (default .taskmaster/tasks/tasks.json)")
+
+    command("cluster", _cluster, "list the cluster's members as the daemon sees them")
     return parser
 
 
@@ -259,6 +262,10 @@ def _export(ns) -> Request:
 
 def _import(ns) -> Request:
     return Request("/admin/import", _given(input=_abspath(ns.input)), "import", admin=True)
+
+
+def _cluster(ns) -> Request:
+    return Request("/cluster", view="cluster", admin=True, method="GET")
 
 
 # ---- environment -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -13,6 +14,7 @@ Seg = tuple[str, str]  # (text, rich style; "" for none)
 STATUS_STYLE = {"done": "green", "completed": "green", "in-progress": "cyan", "pending": "yellow",
                 "review": "magenta", "blocked": "red", "deferred": "dim", "cancelled": "dim strike"}
 PRIORITY_STYLE = {"high": "red", "medium": "yellow", "low": "dim"}
+MEMBER_STYLE = {"alive": "green", "suspect": "yellow", "dead": "red", "left": "dim"}
 # get_tasks stats keys, in the order the summary names them
 STAT_NAMES = (("completed", "done"), ("inProgress", "in-progress"), ("pending", "pending"),
               ("review", "review"), ("blocked", "blocked"), ("deferred", "deferred"),
@@ -203,6 +205,25 @@ def view_import(data: dict, tag: str | None) -> list[Block]:
     return [line(f"Imported {_count(data.get('tasks'))} tasks in {_count(data.get('tags'))} tags")]
 
 
+def view_cluster(data: dict, tag: str | None) -> list[Block]:
+    """GET /cluster: one row per member, this node marked with *, then the counts by state."""
+    me = data.get("self")
+    members = data.get("members") or []
+    rows = tuple((("*" if m.get("name") == me else "", "bold green"),
+                  (str(m.get("name", "")), "bold" if m.get("name") == me else ""),
+                  (str(m.get("gossip", "")), ""), (str(m.get("http") or "-"), "dim"),
+                  (str(m.get("state", "")), MEMBER_STYLE.get(str(m.get("state")), "")),
+                  (str(m.get("incarnation", "")), "")) for m in members)
+    counts = Counter(str(m.get("state")) for m in members)
+    parts: list[str | Seg] = [(f"{len(members)} member{'' if len(members) == 1 else 's'}", "bold")]
+    for state, count in counts.items():
+        parts += [" · ", (f"{count} {state}", MEMBER_STYLE.get(state, ""))]
+    lhm = (data.get("health") or {}).get("lhm")
+    if lhm is not None:
+        parts.append(f" · local health {lhm}")
+    return [Grid(("", "Name", "Gossip", "HTTP", "State", "Incarnation"), rows), line(*parts)]
+
+
 def view_message(data: Any, tag: str | None) -> list[Block]:
     """Write tools answer with a `message`; anything else is shown as indented JSON."""
     if isinstance(data, dict) and isinstance(data.get("message"), str):
@@ -212,7 +233,7 @@ def view_message(data: Any, tag: str | None) -> list[Block]:
 
 VIEWS = {"list": view_list, "show": view_show, "next": view_next, "tags": view_tags, "use_tag": view_use_tag,
          "subtask": view_subtask, "generate": view_generate, "export": view_export, "import": view_import,
-         "message": view_message}
+         "cluster": view_cluster, "message": view_message}
 
 
 # ---- printing --------------------------------------------------------------------------------------
