@@ -67,8 +67,9 @@ def build_app(node: Node) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=node.metrics.render(), content_type="text/plain", charset="utf-8")
 
-    async def cluster(_: web.Request) -> web.Response:
-        return web.json_response(node.cluster())
+    async def cluster(request: web.Request) -> web.Response:
+        # Membership is the cluster's to read (promise 4): same origin and token rules as /mcp.
+        return mcp.guard(request) or web.json_response(node.cluster())
 
     app.router.add_get("/health", health)
     app.router.add_get("/cluster", cluster)

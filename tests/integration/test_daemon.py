@@ -149,3 +149,21 @@ async def test_sigkill_loses_no_acknowledged_write(tmp_path, project):
         assert task_id in by_id
         if acked:
             assert by_id[task_id]["status"] == status, f"task {task_id} lost its acknowledged status"
+
+
+async def test_with_a_token_cluster_and_admin_need_it_health_does_not(tmp_path):
+    d = Daemon(tmp_path / "data", "--token", "s3cret").start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(d.base + "/cluster") as r:
+                assert r.status == 401
+            async with http.get(d.base + "/cluster", headers={"Authorization": "Bearer wrong"}) as r:
+                assert r.status == 401
+            async with http.get(d.base + "/cluster", headers={"Authorization": "Bearer s3cret"}) as r:
+                assert r.status == 200 and (await r.json())["self"] == d.name
+            async with http.post(d.base + "/admin/export", json={"projectRoot": str(tmp_path)}) as r:
+                assert r.status == 401
+            async with http.get(d.base + "/health") as r:
+                assert r.status == 200  # liveness probes carry no secrets
+    finally:
+        d.stop()

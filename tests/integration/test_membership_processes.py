@@ -186,11 +186,12 @@ async def test_a_frozen_node_is_suspected_then_everyone_agrees_it_is_alive(daemo
 
 
 async def test_lifeguard_a_stalling_node_is_never_declared_dead_and_declares_no_one_dead(daemons):
-    # At the local profile's 1 s probe interval a 0.5 s stall fits inside one probe round, so the node
-    # is rarely even suspected. (At --probe-interval 0.3 it is suspected ~30 times a minute, and a
-    # peer that misses one of its refutations declares it dead: not yet asserted here.)
-    healthy = daemons(3)
-    stalling = daemons(1, "--test-stall-loop", "0.5,1.0")[0]
+    # At 0.3 s probes a 0.5 s stall outlasts a probe round, so the node is suspected over and over
+    # (~30 times a minute) and must refute every time; a peer that missed a refutation keeps
+    # accusing the older incarnation, which makes the node gossip its alive again.
+    fast = ("--probe-interval", "0.3")
+    healthy = daemons(3, *fast)
+    stalling = daemons(1, *fast, "--test-stall-loop", "0.5,1.0")[0]
     ds = healthy + [stalling]
     slowest_answer = 0.0  # of the stalling node: proves its loop really stalls
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:

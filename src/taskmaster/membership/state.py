@@ -89,7 +89,11 @@ class MemberTable:
 
     def suspect(self, incarnation: int, name: str, accuser: str) -> None:
         node = self.by_name.get(name)
-        if node is None or incarnation < node.incarnation:
+        if node is None:
+            return
+        if incarnation < node.incarnation:
+            if node is self.local:
+                self._reannounce(node)
             return
         timer = self.timers.get(name)
         if timer is not None:
@@ -121,7 +125,11 @@ class MemberTable:
     def dead(self, incarnation: int, name: str, accuser: str,
              notify: Callable[[], None] | None = None) -> None:
         node = self.by_name.get(name)
-        if node is None or incarnation < node.incarnation:
+        if node is None:
+            return
+        if incarnation < node.incarnation:
+            if node is self.local:
+                self._reannounce(node)
             return
         self._cancel_timer(name)
         if node.state in (DEAD, LEFT):
@@ -135,6 +143,11 @@ class MemberTable:
         node.state = LEFT if accuser == name else DEAD
         node.state_change = self.clock.time()
         self._changed(node)
+
+    def _reannounce(self, node: NodeState) -> None:
+        """Someone still accuses an older us: our refutation missed them (memberlist would stay
+        silent, and they would declare us dead). Gossip our current alive again, same incarnation."""
+        self.broadcasts.queue(node.name, messages.alive(node.incarnation, node.name, node.addr, node.meta))
 
     def refute(self, node: NodeState, accused_incarnation: int) -> None:
         """We are accused (or impersonated): outbid the accusation with a higher incarnation."""
