@@ -1,6 +1,6 @@
 """Real-process membership benchmark: N members on loopback, SIGKILL one at a time.
 
-    python scripts/bench_membership.py [--nodes 10] [--profile local] [--probe-interval S] [--kills 5]
+    python scripts/bench_membership.py [--nodes 10] [--profile local] [--probe-interval S] [--kills 10]
 
 Each member is its own Python process running `Membership` over UDP + TCP on 127.0.0.1 (the
 production transport), reporting every state change it sees as a JSON line with a wall-clock
@@ -131,6 +131,8 @@ async def bench(nodes: int, profile: str, probe_interval: float | None, kills: i
     finally:
         for c in children:
             c.kill()
+        for c in children:  # reap them while the loop is alive
+            await c.proc.wait()
     config = config_for(profile, probe_interval)
     return {
         "nodes": nodes, "profile": profile, "probe_interval": config.probe_interval, "kills": kills,
@@ -147,7 +149,7 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=10)
     ap.add_argument("--profile", choices=("lan", "local", "wan"), default="local")
     ap.add_argument("--probe-interval", type=float, help="override the profile's (timeout scaled too)")
-    ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--member", help=argparse.SUPPRESS)
     ap.add_argument("--join", help=argparse.SUPPRESS)
