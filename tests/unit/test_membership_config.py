@@ -14,7 +14,7 @@ from taskmaster.membership import MembershipConfig
 #  retransmit multiplier 4 (2), for sub-2 s detection on one host (scripts/bench_membership.py).
 PROFILES = {
     "lan": (1.0, 0.5, 3, 4, 4, 0.2, 3, 30.0, 30.0, 10.0),
-    "local": (0.3, 0.2, 1, 3, 4, 0.1, 3, 15.0, 15.0, 1.0),
+    "local": (0.3, 0.1, 1, 3, 4, 0.1, 3, 15.0, 15.0, 1.0),
     "wan": (5.0, 3.0, 3, 6, 4, 0.5, 4, 60.0, 60.0, 30.0),
 }
 
@@ -32,7 +32,7 @@ def test_profiles_use_their_documented_values(name):
 def test_default_is_lan_and_overrides_apply():
     assert MembershipConfig() == MembershipConfig.lan()
     c = MembershipConfig.local(probe_interval=0.5, keyring=[b"k" * 32])
-    assert c.probe_interval == 0.5 and c.probe_timeout == 0.2 and c.keyring == (b"k" * 32,)
+    assert c.probe_interval == 0.5 and c.probe_timeout == 0.1 and c.keyring == (b"k" * 32,)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

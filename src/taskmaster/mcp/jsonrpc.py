@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from ..tools.schema import json_type
+
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
@@ -87,7 +89,7 @@ def request_id_of(message: Any) -> str | int | None:
 def classify(message: Any) -> Request | Reply:
     """One decoded message as a Request or Reply; RpcError(-32600/-32602) when it is neither."""
     if not isinstance(message, dict):
-        raise RpcError(INVALID_REQUEST, f"Invalid request: expected a JSON-RPC object, got {_kind(message)}")
+        raise RpcError(INVALID_REQUEST, f"Invalid request: expected a JSON-RPC object, got {json_type(message)}")
     if message.get("jsonrpc") != "2.0":
         raise RpcError(INVALID_REQUEST, 'Invalid request: "jsonrpc" must be "2.0"')
     has_id = "id" in message
@@ -102,20 +104,10 @@ def classify(message: Any) -> Request | Reply:
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise RpcError(INVALID_PARAMS, f'Invalid params: "params" must be an object, got {_kind(params)}')
+        raise RpcError(INVALID_PARAMS, f'Invalid params: "params" must be an object, got {json_type(params)}')
     if not has_id:
         return Request(method, params, is_notification=True)
     return Request(method, params, message["id"])
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
 def dumps(message: Any) -> bytes:

@@ -101,12 +101,14 @@ class MembershipConfig:
 
     @classmethod
     def local(cls, **overrides) -> MembershipConfig:
-        """memberlist DefaultLocalConfig, but probing every 0.3 s instead of 1 s and retransmitting
-        with LAN's multiplier 4 instead of 2: on one host a round trip takes microseconds, and
-        ~2 s detection of a killed node on all 10 members needs both (scripts/bench_membership.py:
-        p50 1.5 s, p99 2.3 s). Lifeguard and re-announcing to stale accusers keep stalling nodes
-        alive (the 60 s stall test)."""
-        base = cls(probe_interval=0.3, probe_timeout=0.2, indirect_checks=1, suspicion_mult=3, retransmit_mult=4,
+        """memberlist DefaultLocalConfig, but probing every 0.3 s (1 s) with a 0.1 s timeout (0.2 s)
+        and retransmitting with LAN's multiplier 4 (2): on one host a round trip takes microseconds,
+        and ~2 s detection of a killed node on all 10 members needs it (scripts/bench_membership.py:
+        p50 1.5-1.7 s, p99 2.3 s). The timeout stays well under half the interval so a helper's nack
+        (sent after its own timeout) arrives before the probe round ends; otherwise healthy nodes
+        count missed nacks and raise their own health score. Lifeguard and re-announcing to stale
+        accusers keep stalling nodes alive (the 60 s stall test)."""
+        base = cls(probe_interval=0.3, probe_timeout=0.1, indirect_checks=1, suspicion_mult=3, retransmit_mult=4,
                    gossip_interval=0.1, gossip_to_the_dead_time=15.0, push_pull_interval=15.0,
                    tcp_timeout=1.0, reconnect_interval=5.0)
         return replace(base, **overrides)

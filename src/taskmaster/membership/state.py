@@ -87,13 +87,19 @@ class MemberTable:
         if old_state != ALIVE or old_meta != meta:
             self._changed(node)
 
-    def suspect(self, incarnation: int, name: str, accuser: str) -> None:
+    def _accused(self, name: str, incarnation: int) -> NodeState | None:
+        """The member an accusation names, or None when the accusation is stale or about a stranger.
+        A stale accusation of us means our refutation missed its sender: gossip our alive again."""
         node = self.by_name.get(name)
-        if node is None:
-            return
-        if incarnation < node.incarnation:
+        if node is not None and incarnation < node.incarnation:
             if node is self.local:
                 self._reannounce(node)
+            return None
+        return node
+
+    def suspect(self, incarnation: int, name: str, accuser: str) -> None:
+        node = self._accused(name, incarnation)
+        if node is None:
             return
         timer = self.timers.get(name)
         if timer is not None:
@@ -124,12 +130,8 @@ class MemberTable:
 
     def dead(self, incarnation: int, name: str, accuser: str,
              notify: Callable[[], None] | None = None) -> None:
-        node = self.by_name.get(name)
+        node = self._accused(name, incarnation)
         if node is None:
-            return
-        if incarnation < node.incarnation:
-            if node is self.local:
-                self._reannounce(node)
             return
         self._cancel_timer(name)
         if node.state in (DEAD, LEFT):
@@ -145,8 +147,8 @@ class MemberTable:
         self._changed(node)
 
     def _reannounce(self, node: NodeState) -> None:
-        """Someone still accuses an older us: our refutation missed them (memberlist would stay
-        silent, and they would declare us dead). Gossip our current alive again, same incarnation."""
+        """Gossip our current alive again, same incarnation (memberlist would stay silent, and the
+        stale accuser would declare us dead)."""
         self.broadcasts.queue(node.name, messages.alive(node.incarnation, node.name, node.addr, node.meta))
 
     def refute(self, node: NodeState, accused_incarnation: int) -> None:

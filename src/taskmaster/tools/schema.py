@@ -17,7 +17,8 @@ _JSON_TYPES = {
 }
 
 
-def _type_name(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value, as validation messages name it."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -39,15 +40,15 @@ def _check(schema: dict, value: Any, path: str, issues: list[str]) -> Any:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
-            got = _type_name(value)
+            got = json_type(value)
             issues.append(f"{path}: Invalid input: expected {'int' if got == 'number' else 'number'}, received {got}")
             return value
     elif want == "number":
         if not isinstance(value, int | float) or isinstance(value, bool):
-            issues.append(f"{path}: Invalid input: expected number, received {_type_name(value)}")
+            issues.append(f"{path}: Invalid input: expected number, received {json_type(value)}")
             return value
     elif want in _JSON_TYPES and not isinstance(value, _JSON_TYPES[want]):
-        issues.append(f"{path}: Invalid input: expected {want}, received {_type_name(value)}")
+        issues.append(f"{path}: Invalid input: expected {want}, received {json_type(value)}")
         return value
     if "enum" in schema and value not in schema["enum"]:
         options = "|".join(f'"{o}"' for o in schema["enum"])
@@ -92,5 +93,5 @@ def validate(schema: dict, args: Any) -> tuple[dict, list[str]]:
     """(arguments with defaults and without unknown keys, list of issues)."""
     issues: list[str] = []
     if not isinstance(args, dict):
-        return {}, [f"arguments: Invalid input: expected object, received {_type_name(args)}"]
+        return {}, [f"arguments: Invalid input: expected object, received {json_type(args)}"]
     return _object(schema, args, "", issues), issues
