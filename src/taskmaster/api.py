@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -43,7 +42,7 @@ def build_app(node: Node) -> web.Application:
 
     async def export(request: web.Request) -> web.Response:
         """POST {"projectRoot", "output"?}: write the project's tasks.json (Task Master's format)."""
-        def run(root: str, body: dict) -> dict:
+        async def run(root: str, body: dict) -> dict:
             path = files.resolve_path(root, body.get("output") or files.TASKS_FILE)
             return files.write_tasks_json(node.service.view(root), path)
 
@@ -88,10 +87,7 @@ async def _admin(request: web.Request, mcp: McpServer, run) -> web.Response:
         body = await request.json()
         if not isinstance(body, dict) or not isinstance(body.get("projectRoot"), str) or not body["projectRoot"]:
             raise TaskError("the body must be a JSON object with projectRoot (a string)")
-        result = run(registry.normalize_root(body["projectRoot"]), body)
-        if inspect.isawaitable(result):
-            result = await result
-        return web.json_response(result)
+        return web.json_response(await run(registry.normalize_root(body["projectRoot"]), body))
     except TaskError as exc:
         return web.json_response({"error": exc.message}, status=400)
     except ValueError as exc:  # not JSON

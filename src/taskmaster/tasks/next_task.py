@@ -12,13 +12,11 @@ from __future__ import annotations
 from .complexity import complexity_of
 from .model import DEFAULT_PRIORITY, DONE, PRIORITY_RANK, find_subtask
 from .references import dep_target
-from .state import ProjectTx, ProjectView
+from .state import ProjectView
 
 NO_NEXT_TASK = ("No eligible next task found. All tasks are either completed or have unsatisfied "
                 "dependencies")
 _ACTIONABLE = ("pending", "in-progress")
-_answers: dict[int, tuple[list, int, tuple[dict, dict | None] | None]] = {}
-_MAX_ANSWERS = 64
 _SUBTASK_STEPS = ("Next: set this subtask to in-progress with set_task_status, read its parent with "
                   "get_task for context, record what you learn with update_subtask, and mark it done "
                   "when its work is verified; then call next_task again.")
@@ -54,21 +52,13 @@ def next_task(view: ProjectView, tag: str, report: dict | None = None) -> dict:
 
 
 def _find_next_cached(view: ProjectView, tag: str) -> tuple[dict, dict | None] | None:
-    # The service replaces a tag's task list whenever a task changes and never changes it in place,
-    # so an answer computed for one list object stays right while that list is current: repeated
-    # next_task calls between writes cost a lookup. The length check guards that assumption; a
-    # transaction's lists do change in place, so transactions are never cached.
-    tasks = view.tasks(tag)
-    if isinstance(view, ProjectTx):
-        return find_next(tasks)
-    hit = _answers.get(id(tasks))
-    if hit is not None and hit[0] is tasks and hit[1] == len(tasks):
-        return hit[2]
-    choice = find_next(tasks)
-    if len(_answers) >= _MAX_ANSWERS:
-        _answers.clear()
-    _answers[id(tasks)] = (tasks, len(tasks), choice)  # holding the list keeps its id from reuse
-    return choice
+    # Agents call next_task far more often than they write: between writes the answer is a lookup.
+    memo = view.memo(tag)
+    if memo is None:
+        return find_next(view.tasks(tag))
+    if "next" not in memo:
+        memo["next"] = find_next(view.tasks(tag))
+    return memo["next"]
 
 
 def find_next(tasks: list[dict]) -> tuple[dict, dict | None] | None:

@@ -246,6 +246,7 @@ class TaskService:
 
     def _refresh_tag(self, project: Project, tag: str, w: TagWork, merged: dict) -> None:
         t = project.tag(tag)
+        t.memo.clear()
         meta = merged.get((tag, META_DOC))
         if meta is not None:
             t.exists = not meta.deleted or tag == MASTER

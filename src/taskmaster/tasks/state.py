@@ -51,6 +51,7 @@ class TagState:
     report: dict | None = None
     exists: bool = True
     by_id: dict[int, dict] = field(default_factory=dict)  # task id -> task (first one on a duplicate)
+    memo: dict = field(default_factory=dict)  # answers derived from this tag; the service clears it on change
 
     def index(self) -> None:
         """Rebuild `by_id` from `tasks` (after loading)."""
@@ -126,6 +127,11 @@ class ProjectView:
     def task(self, tag: str, task_id: int) -> dict | None:
         t = self._tag_state(tag)
         return t.find(task_id) if t is not None and t.exists else None
+
+    def memo(self, tag: str) -> dict | None:
+        """A place to keep answers computed from this tag until it next changes (None: don't cache)."""
+        t = self._tags.get(tag)
+        return t.memo if t is not None else None
 
     # ---- internals the transaction overrides -------------------------------------------------------
     def _tag_state(self, name: str) -> TagState | TagWork | None:
@@ -223,6 +229,9 @@ class ProjectTx(ProjectView):
 
     def _tag_names_all(self):
         return set(self._tags) | set(self.work)
+
+    def memo(self, tag: str) -> dict | None:
+        return None  # a transaction's tags change under it
 
     def _work(self, tag: str) -> TagWork:
         w = self.work.get(tag)
