@@ -11,7 +11,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mcp_helpers import HEADERS, stepping_tool
+from mcp_helpers import HEADERS, json_values, stepping_tool
 
 STATELESS = "2026-07-28"
 META = {"io.modelcontextprotocol/protocolVersion": STATELESS,
@@ -468,12 +468,6 @@ async def test_client_leaving_a_stream_does_not_stop_the_call(http, mcp_app):
 
 # ---- anything at all ------------------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=12,
-)
 messages = st.one_of(
     json_values,
     st.fixed_dictionaries({"jsonrpc": st.sampled_from(["2.0", "1.0", 2]),

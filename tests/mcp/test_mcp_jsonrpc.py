@@ -6,17 +6,12 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from mcp_helpers import json_values
 
 from taskmaster.mcp import jsonrpc
 from taskmaster.mcp.jsonrpc import Reply, Request, RpcError
 
 ids = st.text(max_size=12) | st.integers(-(2**63), 2**63 - 1)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=15,
-)
 near_requests = st.fixed_dictionaries(
     {}, optional={"jsonrpc": st.sampled_from(["2.0", "2", 2.0]) | json_values, "id": ids | json_values,
                   "method": st.text(max_size=8) | json_values, "params": json_values,

@@ -252,6 +252,12 @@ class Replicas:
         self.local(i, delta)
 
     # ---- task operations ------------------------------------------------------------------------
+    def create_everywhere(self, task: dict) -> None:
+        """Replica 0 creates `task` and every other replica receives it."""
+        created = self.edit_task(0, task, [None] * len(task["subtasks"]))
+        for i in range(1, len(self.docs)):
+            self.receive(i, created)
+
     def edit_task(self, i: int, new: dict | None, origin: list[int | None]) -> Doc:
         """Replace replica i's task by `new` (None deletes); `origin[j]` is the index in the current
         view of the subtask `new["subtasks"][j]` came from, or None for a new one."""
@@ -443,10 +449,7 @@ def _task_histories(deletes: bool) -> st.SearchStrategy[Replicas]:
     def build(draw) -> Replicas:
         n = draw(INDEX) % 3 + 1
         replicas = Replicas(n, draw(skews))
-        first = draw_task(draw)
-        created = replicas.edit_task(0, first, [None] * len(first["subtasks"]))
-        for i in range(1, n):
-            replicas.receive(i, created)
+        replicas.create_everywhere(draw_task(draw))
         for _ in range(draw(INDEX) % 5):
             i = draw(INDEX) % n
             if draw(INDEX) % 3 == 0:

@@ -107,10 +107,7 @@ def test_replicas_converge_whatever_the_delivery(data):
     draw = data.draw
     k = draw(INDEX) % 4 + 2
     replicas = Replicas(k, draw(skews))
-    first = draw_task(draw)
-    created = replicas.edit_task(0, first, [None] * len(first["subtasks"]))
-    for i in range(1, k):
-        replicas.receive(i, created)
+    replicas.create_everywhere(draw_task(draw))
     for _ in range(draw(INDEX) % 13):
         i, action = draw(INDEX) % k, draw(INDEX) % 6
         if action < 2:
