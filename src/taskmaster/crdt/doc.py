@@ -58,7 +58,13 @@ def reg_wins(a: Reg, b: Reg) -> bool:
         return a[0] > b[0]
     if a[1] != b[1]:
         return a[1] > b[1]
+    va, vb = a[3], b[3]
+    if a[2] == b[2] and type(va) is type(vb) and type(va) in _PLAIN and va == vb:
+        return False  # the same register (what a replica gets back); floats and containers go the long way
     return _pack([a[2], a[3]]) > _pack([b[2], b[3]])
+
+
+_PLAIN = frozenset((str, int, bool, type(None)))
 
 
 @dataclass(slots=True)

@@ -27,7 +27,17 @@ AI_UNAVAILABLE = ("AI task creation (add_task with only a prompt) is not availab
 
 def next_task_id(view: ProjectView, tag: str) -> int:
     """Task Master's rule: the highest id in the tag plus one (gaps are never filled)."""
-    return max((t["id"] for t in view.tasks(tag)), default=0) + 1
+    if isinstance(view, ProjectTx) and tag not in view.work:
+        view = view.base  # the tag is as committed: its sorted, memoized form answers
+    memo = view.memo(tag)
+    if memo is not None and "max_id" in memo:
+        return memo["max_id"] + 1
+    tasks = view.tasks(tag)
+    # Committed tags are sorted by id, so the last task has the highest; a transaction's may not be.
+    top = tasks[-1]["id"] if memo is not None and tasks else max((t["id"] for t in tasks), default=0)
+    if memo is not None:
+        memo["max_id"] = top
+    return top + 1
 
 
 def add_task(tx: ProjectTx, tag: str, *, title: str | None = None, description: str | None = None,

@@ -76,7 +76,9 @@ class ProjectView:
         """A view over plain data, for tests: `{tag: {"tasks": [...], "metadata": {...}}}`."""
         states = {}
         for name, body in tags.items():
-            tasks = [copy_json(t) for t in body.get("tasks", [])]
+            # Sorted by id, as the service's cache always is (ids that are not numbers go last).
+            tasks = sorted((copy_json(t) for t in body.get("tasks", [])),
+                           key=lambda t: t.get("id") if isinstance(t.get("id"), int) else 1 << 62)
             for t in tasks:
                 t.setdefault("dependencies", [])
                 t.setdefault("subtasks", [])
@@ -219,6 +221,7 @@ class ProjectTx(ProjectView):
 
     def __init__(self, view: ProjectView):
         super().__init__(view.root, view._tags, copy_json(view.state))
+        self.base = view  # the committed view this transaction started from
         self._base_state = view.state
         self.work: dict[str, TagWork] = {}
 
