@@ -8,6 +8,8 @@ from aiohttp import web
 
 from . import __version__
 from .mcp.server import McpServer
+from .replication.coordinator import CallFailed
+from .ring import partition_key
 from .tasks import files
 from .tasks.errors import TaskError
 from .tools import registry
@@ -23,12 +25,31 @@ def build_app(node: Node) -> web.Application:
     enabled = registry.select(cfg.tools)
     enabled_set = frozenset(enabled)
 
-    async def call_tool(name: str, arguments, session: dict) -> dict:
+    def run_here(name: str, arguments, session: dict, quorum=None):
         def make_ctx(root: str) -> ToolContext:
             return ToolContext(node.service, root, node.name, cfg, session.get("progress"),
-                               session.get("client") or {})
+                               session.get("client") or {}, quorum)
 
-        return await registry.call_tool(name, arguments, enabled_set, make_ctx, node.metrics)
+        return registry.call_tool(name, arguments, enabled_set, make_ctx, node.metrics)
+
+    async def call_tool(name: str, arguments, session: dict) -> dict:
+        """Run a call on its coordinator: here on a single node, else wherever the ring says."""
+        rep = node.replicator
+        root = registry.call_root(arguments)
+        if rep is None or len(rep.ring) == 1 or root is None:
+            return await run_here(name, arguments, session)
+        _, args = registry.check_call(name, arguments, enabled_set)  # bad calls are answered here
+        tag = registry.call_tag(name, args)
+        tag = node.service.current_tag(root) if tag is None else tag
+        partition = partition_key(root, tag)
+        try:
+            return await rep.call(root, tag, name, arguments,
+                                  lambda: run_here(name, arguments, session, lambda: rep.quorum_problem(partition)))
+        except CallFailed as exc:
+            return registry.text_result(registry.error_text(str(exc), tag or None), is_error=True)
+
+    if node.replicator is not None:  # calls forwarded here by other nodes
+        node.replicator.local_call = lambda name, arguments, quorum: run_here(name, arguments, {}, quorum)
 
     def list_tools() -> list[dict]:
         return [tools[name].listing() for name in enabled]
@@ -60,6 +81,37 @@ def build_app(node: Node) -> web.Application:
 
         return await _admin(request, mcp, run)
 
+    async def faults(request: web.Request) -> web.Response:
+        """GET: the peers this node is cut off from. POST {"isolate": [names]}: cut it off from exactly
+        those peers ([] heals). For tests and the chaos harness: a partition sets it on both sides."""
+        denied = mcp.guard(request)
+        if denied is not None:
+            return denied
+        if request.method == "POST":
+            try:
+                body = await request.json()
+                names = body["isolate"]
+                if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                    raise ValueError
+            except (ValueError, KeyError, TypeError):
+                return web.json_response({"error": 'body must be {"isolate": ["node name", ...]}'}, status=400)
+            node.faults.isolate(names)
+            if node.rpc is not None:
+                for name in names:  # connections already open would otherwise carry on
+                    addr = node.replicator.addrs.get(name) if node.replicator else None
+                    if addr is not None:
+                        node.rpc.disconnect(addr)
+        return web.json_response({"isolate": sorted(node.faults.isolated)})
+
+    async def digest(request: web.Request) -> web.Response:
+        """The digest root of every partition stored here: replicas agree when their roots do."""
+        denied = mcp.guard(request)
+        if denied is not None:
+            return denied
+        index = node.store.digest
+        return web.json_response({"partitions": {p.hex(): index.root(p).hex() for p in index.partitions()},
+                                  "documents": len(index)})
+
     async def health(_: web.Request) -> web.Response:
         return web.json_response(node.health())
 
@@ -75,6 +127,8 @@ def build_app(node: Node) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/admin/export", export)
     app.router.add_post("/admin/import", import_)
+    app.router.add_route("*", "/admin/faults", faults)
+    app.router.add_get("/admin/digest", digest)
     return app
 
 

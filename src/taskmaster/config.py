@@ -59,8 +59,24 @@ class Config:
     cluster_keys: tuple[str, ...] = ()
     """Base64 32-byte keys; the first encrypts, all decrypt (rotation). Empty: gossip in clear."""
 
+    # Replication (ring, quorum, node-to-node RPC)
+    rpc_port: int = 0
+    """Node-to-node RPC (replication, forwarded calls) on the gossip host; 0: any free port, which is
+    advertised to the others in the member metadata."""
+    replicas: int | None = 3
+    """N, copies of each tag's documents (Dynamo's typical 3); None ("all"): a full copy everywhere."""
+    write_quorum: int = 2
+    """W, durable copies before a write is acknowledged (clamped to N). A minority partition still
+    accepts writes and says how many copies they have."""
+    put_timeout: float = 1.0
+    """A replica slower than this to make a write durable counts as unreachable (the write gets a hint)."""
+    antientropy_interval: float = 2.0
+    """Mean seconds between digest exchanges with a random peer."""
+
     # Clocks
     hlc_max_offset_ms: int = 500
+    clock_offset: float = 0.0
+    """Test only: this node's wall clock runs this many seconds off (clock-skew nemesis)."""
     """Remote timestamps further ahead than this are clamped (CockroachDB's max-offset)."""
 
     # Shutdown

@@ -36,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--cluster-key", action="append", default=[], metavar="BASE64",
                    help="32-byte key (base64) that authenticates and encrypts gossip; repeat to accept "
                    "several during a rotation (the first encrypts). Env: TASKMASTER_CLUSTER_KEY (comma list)")
+    p.add_argument("--replicas", default=os.environ.get("TASKMASTER_REPLICAS", "3"), metavar="N|all",
+                   help="copies of each tag's tasks (default 3); 'all' keeps a full copy on every node")
+    p.add_argument("--write-quorum", type=int, default=2, metavar="W",
+                   help="durable copies before a write is acknowledged (default 2, clamped to N)")
+    p.add_argument("--rpc-port", type=int, default=0, metavar="PORT",
+                   help="node-to-node RPC port on the --bind host (default: any free port, advertised)")
     p.add_argument("--name", default=os.environ.get("TASKMASTER_NAME", ""),
                    help="node name (default: generated once, kept in the data dir)")
     p.add_argument("--token", default=os.environ.get("TASKMASTER_TOKEN"),
@@ -47,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--log-level", default=os.environ.get("TASKMASTER_LOG_LEVEL", "info"))
     # Test-only: block the event loop for STALL seconds every EVERY seconds (Lifeguard tests).
     p.add_argument("--test-stall-loop", metavar="STALL,EVERY", help=argparse.SUPPRESS)
+    # Test-only: this node's clock runs SECONDS off (the chaos harness's clock-skew nemesis).
+    p.add_argument("--test-clock-offset", type=float, default=0.0, metavar="SECONDS", help=argparse.SUPPRESS)
     p.add_argument("--version", action="version", version=f"taskmasterd {__version__}")
     a = p.parse_args(argv)
     try:
@@ -54,8 +62,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
         gossip_host, gossip_port = split_hostport(a.bind)
         join = tuple(split_hostport(j) for j in a.join)
         advertise = split_hostport(a.advertise) if a.advertise else None
+        replicas = _replicas(a.replicas)
     except ValueError as exc:
         p.error(str(exc))
+    if a.write_quorum < 1:
+        p.error("--write-quorum must be at least 1")
     keys = a.cluster_key or [k for k in os.environ.get("TASKMASTER_CLUSTER_KEY", "").split(",") if k.strip()]
     logging.basicConfig(level=a.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -67,7 +78,20 @@ def parse_args(argv: list[str] | None = None) -> Config:
     return Config(name=a.name, data_dir=a.data_dir, http_host=http_host, http_port=http_port,
                   gossip_host=gossip_host, gossip_port=gossip_port, advertise=advertise, join=join,
                   profile=a.profile, probe_interval=a.probe_interval, cluster_keys=tuple(keys),
-                  token=a.token or None, tools=a.tools)
+                  token=a.token or None, tools=a.tools, replicas=replicas, write_quorum=a.write_quorum,
+                  rpc_port=a.rpc_port, clock_offset=a.test_clock_offset)
+
+
+def _replicas(value: str) -> int | None:
+    if value.strip().lower() == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"--replicas takes a number or 'all', not {value!r}") from None
+    if n < 1:
+        raise ValueError("--replicas must be at least 1")
+    return n
 
 
 _print_client_config = False

@@ -23,12 +23,18 @@ class Metrics:
                                        "WAL flush+fsync time (one per group commit)", buckets=_FAST,
                                        registry=r)
         self.docs_written = Counter("taskmaster_documents_written", "CRDT documents written", registry=r)
+        self.replication_lag = Histogram("taskmaster_replication_lag_seconds",
+                                         "time from a coordinator's commit to a replica's durable copy",
+                                         buckets=_FAST, registry=r)
         self.hlc_clamped = Gauge("taskmaster_hlc_clamped", "remote timestamps clamped for being too far ahead",
                                  registry=r)
 
     def watch_membership(self, membership) -> None:
         """Export the membership layer's counters at scrape time (it keeps its own)."""
         self.registry.register(_MembershipCollector(membership))
+
+    def watch_replication(self, replicator) -> None:
+        self.registry.register(_ReplicationCollector(replicator))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -60,3 +66,25 @@ class _MembershipCollector:
                                 value=snap["broadcast_queue_depth"])
         yield GaugeMetricFamily("taskmaster_lhm", "Lifeguard local health multiplier (0 = healthy)",
                                 value=snap["lhm"])
+
+
+class _ReplicationCollector:
+    _COUNTERS = (("writes", "replicated write batches"),
+                 ("quorum_failures", "writes acknowledged with fewer than W durable copies"),
+                 ("hinted", "replica copies that went to a fallback or a local hint"),
+                 ("handed_off", "hinted documents delivered to their owner"),
+                 ("forwarded", "tool calls forwarded to their coordinator"),
+                 ("antientropy_rounds", "digest exchanges completed"),
+                 ("docs_repaired", "documents shipped or merged by anti-entropy"))
+
+    def __init__(self, replicator):
+        self.replicator = replicator
+
+    def collect(self):
+        rep = self.replicator
+        for key, doc in self._COUNTERS:
+            yield CounterMetricFamily(f"taskmaster_replication_{key}", doc, value=rep.stats[key])
+        yield GaugeMetricFamily("taskmaster_hints_pending", "documents held for unreachable replicas",
+                                value=len(rep.hints))
+        yield CounterMetricFamily("taskmaster_faults_dropped", "packets and calls dropped by injected faults",
+                                  value=rep.rpc.faults.dropped)

@@ -16,13 +16,20 @@ from aiohttp import web
 
 from . import __version__
 from .api import build_app
+from .cluster.faults import Faults, FaultyTransport
+from .cluster.rpc import Rpc
 from .config import Config
 from .crdt import HLC
+from .crdt.hlc import wall_ms
 from .membership import JoinError, Member, Membership, MembershipConfig
 from .metrics import Metrics
+from .replication.antientropy import AntiEntropy
+from .replication.coordinator import ReplicationConfig, Replicator
+from .replication.hints import Hints
 from .storage import Store
+from .storage.digest import DigestIndex
 from .tasks.service import TaskService
-from .transport.auth import decode_key
+from .transport.auth import Keyring, decode_key
 from .transport.net import NetTransport
 
 log = logging.getLogger(__name__)
@@ -51,11 +58,15 @@ class Node:
         self.metrics = Metrics()
         self.store: Store | None = None
         self.service: TaskService | None = None
+        self.faults = Faults()
+        self.rpc: Rpc | None = None
+        self.replicator: Replicator | None = None
         self._runner: web.AppRunner | None = None
         self.membership: Membership | None = None
         self._join_task: asyncio.Task | None = None
         self.http_port = 0
         self.gossip_port = 0
+        self.rpc_port = 0
         self._stopped = asyncio.Event()
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -68,10 +79,15 @@ class Node:
         self.name = _node_name(cfg)
         self.store = Store(os.path.join(cfg.data_dir, "db"), self.metrics)
         try:
-            hlc = HLC(self.name, max_offset_ms=cfg.hlc_max_offset_ms)
+            self.store.digest = DigestIndex()
+            self.store.digest.rebuild(self.store.documents())
+            offset_ms = int(cfg.clock_offset * 1000)
+            hlc = HLC(self.name, clock=(lambda: wall_ms() + offset_ms) if offset_ms else wall_ms,
+                      max_offset_ms=cfg.hlc_max_offset_ms)
             from .tasks.files import import_project
 
             self.service = TaskService(self.store, hlc, self.metrics, importer=import_project)
+            await self._start_replication()
             self._runner = web.AppRunner(build_app(self), access_log=None,
                                          shutdown_timeout=cfg.drain_seconds)
             await self._runner.setup()
@@ -83,18 +99,38 @@ class Node:
             await self._close()
             raise
 
+    async def _start_replication(self) -> None:
+        cfg, store, service = self.config, self.store, self.service
+        keys = [decode_key(k) for k in cfg.cluster_keys]
+        self.rpc = Rpc(self.name, Keyring(keys) if keys else None, self.faults)
+
+        async def apply(docs) -> int:
+            return len(await service.apply_remote(docs))
+
+        antientropy = AntiEntropy(store.digest, read=lambda keys: [store.get(k) for k in keys], apply=apply,
+                                  call=lambda peer, method, payload: replicator.call_peer(peer, method, payload))
+        rcfg = ReplicationConfig(replicas=cfg.replicas, write_quorum=cfg.write_quorum,
+                                 put_timeout=cfg.put_timeout, antientropy_interval=cfg.antientropy_interval)
+        replicator = self.replicator = Replicator(self.name, rcfg, service, self.rpc, Hints(store), antientropy,
+                                                  self.metrics)
+        self.rpc_port = await self.rpc.start(cfg.gossip_host, cfg.rpc_port)
+        self.metrics.watch_replication(replicator)
+
     async def _start_membership(self) -> None:
         cfg = self.config
         overrides = {"probe_interval": cfg.probe_interval} if cfg.probe_interval else {}
         keys = [decode_key(k) for k in cfg.cluster_keys]
         mcfg = MembershipConfig.profile(cfg.profile, keyring=keys, **overrides)
-        transport = NetTransport(cfg.gossip_host, cfg.gossip_port, advertise=cfg.advertise,
-                                 max_frame=mcfg.max_frame, read_timeout=mcfg.tcp_timeout)
-        meta = {"http": self.http_url, "version": __version__}
+        net = NetTransport(cfg.gossip_host, cfg.gossip_port, advertise=cfg.advertise,
+                           max_frame=mcfg.max_frame, read_timeout=mcfg.tcp_timeout)
+        transport = FaultyTransport(net, self.faults, self._name_of)
+        rpc_host = cfg.advertise[0] if cfg.advertise else cfg.gossip_host
+        meta = {"http": self.http_url, "version": __version__, "rpc": f"{rpc_host}:{self.rpc_port}"}
         self.membership = Membership(mcfg, transport, name=self.name, meta=meta, on_change=self._member_changed)
         await self.membership.start()
         self.gossip_port = transport.local_addr[1]
         self.metrics.watch_membership(self.membership)
+        self.replicator.start()
         if cfg.join:
             self._join_task = asyncio.create_task(self._join(list(cfg.join)))
 
@@ -111,7 +147,13 @@ class Node:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
+    def _name_of(self, addr) -> str | None:
+        m = self.membership
+        return next((x.name for x in m.members() if x.addr == addr), None) if m is not None else None
+
     def _member_changed(self, member: Member) -> None:
+        if self.replicator is not None and self.membership is not None and self.membership.table is not None:
+            self.replicator.set_members(self.membership.members())
         if member.name != self.name:
             log.info("member %s %s:%d is %s (incarnation %d)", member.name, *member.addr, member.state,
                      member.incarnation)
@@ -136,6 +178,12 @@ class Node:
         if self.membership is not None:
             await self.membership.stop()
             self.membership = None
+        if self.replicator is not None:
+            await self.replicator.stop()
+            self.replicator = None
+        if self.rpc is not None:
+            await self.rpc.close()
+            self.rpc = None
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -164,7 +212,9 @@ class Node:
             {"name": x.name, "gossip": f"{x.addr[0]}:{x.addr[1]}", "http": x.meta.get("http"),
              "state": x.state, "incarnation": x.incarnation, "meta": x.meta}
             for x in sorted(m.members(), key=lambda x: x.name)]
-        return {"self": self.name, "members": members, "health": {"lhm": m.local_health() if m else 0}}
+        ring = self.replicator.ownership() if self.replicator is not None else {}
+        return {"self": self.name, "members": members, "health": {"lhm": m.local_health() if m else 0},
+                "ring": ring}
 
     def health(self) -> dict:
         return {"status": "ok", "name": self.name, "version": __version__, "http": self.http_url,

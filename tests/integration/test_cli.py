@@ -519,7 +519,8 @@ def test_cluster_against_a_daemon_table_and_json(daemon):
     p = cli("cluster", "--json", server=daemon.url)
     assert p.returncode == 0, p.stderr
     body = json.loads(p.stdout)
-    assert set(body) == {"self", "members", "health"} and body["health"] == {"lhm": 0}
+    assert set(body) == {"self", "members", "health", "ring"} and body["health"] == {"lhm": 0}
+    assert body["ring"]["members"] == [body["self"]] and body["ring"]["replicas"] == 3
     [me] = body["members"]
     assert me["name"] == body["self"] and me["state"] == "alive" and me["http"] == daemon.url
     assert me["incarnation"] >= 1 and re.fullmatch(r"127\.0\.0\.1:\d+", me["gossip"])
@@ -528,5 +529,6 @@ def test_cluster_against_a_daemon_table_and_json(daemon):
     assert re.search(rf"^\*\s+{re.escape(me['name'])}\s+{me['gossip']}\s+{daemon.url}\s+alive\s+"
                      rf"{me['incarnation']}$", p.stdout, re.M), p.stdout
     assert "1 member · 1 alive · local health 0" in p.stdout
+    assert "ring: N=3 W=2 · 128 vnodes · hints pending 0" in p.stdout
     p = cli("cluster", server=f"http://127.0.0.1:{closed_port()}/mcp")
     assert p.returncode == 3 and "cannot reach taskmasterd" in p.stderr

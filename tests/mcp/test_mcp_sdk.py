@@ -52,8 +52,9 @@ async def test_tools_list_is_the_tier_with_the_reference_schemas(start_node, tie
         assert tool.description == ref["description"]
         assert schema.get("required") == ref["inputSchema"].get("required")
         extra = set(schema["properties"]) - set(ref["inputSchema"]["properties"])
-        # get_tasks' fields/limit/offset are our deliberate addition (reference issue #1137)
-        assert extra == ({"fields", "limit", "offset"} if tool.name == "get_tasks" else set())
+        # Deliberate additions: get_tasks' fields/limit/offset (reference issue #1137), next_task's claims
+        ours = {"get_tasks": {"fields", "limit", "offset"}, "next_task": {"claim", "agent", "leaseSeconds"}}
+        assert extra == ours.get(tool.name, set())
         for prop, spec in ref["inputSchema"]["properties"].items():
             assert schema["properties"][prop] == spec, (tool.name, prop)
         assert tool.annotations.model_dump(by_alias=True, exclude_none=True) == ref["annotations"]

@@ -221,7 +221,14 @@ def view_cluster(data: dict, tag: str | None) -> list[Block]:
     lhm = (data.get("health") or {}).get("lhm")
     if lhm is not None:
         parts.append(f" · local health {lhm}")
-    return [Grid(("", "Name", "Gossip", "HTTP", "State", "Incarnation"), rows), line(*parts)]
+    blocks: list[Block] = [Grid(("", "Name", "Gossip", "HTTP", "State", "Incarnation"), rows), line(*parts)]
+    ring = data.get("ring")
+    if ring:
+        owned = " · ".join(f"{name} {count}" for name, count in (ring.get("partitions_owned") or {}).items())
+        blocks.append(line(f"ring: N={ring.get('replicas')} W={ring.get('write_quorum')} · "
+                           f"{ring.get('vnodes')} vnodes · hints pending {ring.get('hints_pending')}"
+                           + (f" · partitions held: {owned}" if owned else "")))
+    return blocks
 
 
 def view_message(data: Any, tag: str | None) -> list[Block]:

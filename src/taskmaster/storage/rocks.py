@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from rocksdict import Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 DOC = b"d"
+DOC_PREFIX = b"d\x00"
 WRITE_BUFFER_BYTES = 16 << 20
 SEP = b"\x00"
 
@@ -72,10 +73,15 @@ class Store:
         self._written = 0  # batches written so far
         self._synced = 0  # batches known to be on disk
         self._flushing: asyncio.Task | None = None
+        self.digest = None  # a storage.digest.DigestIndex kept up to date with every document written
 
     # ---- reads -----------------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
         return self._db.get(key)
+
+    def documents(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every stored document (for building the digest at startup)."""
+        return self.scan(DOC_PREFIX)
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         ropts = ReadOptions()
@@ -94,6 +100,10 @@ class Store:
         started = time.perf_counter()
         self._db.write(batch, self._unsynced)
         self._written += 1
+        if self.digest is not None:
+            for key, value in items.items():
+                if key[:2] == DOC_PREFIX:
+                    self.digest.update(key, value)
         if self._metrics:
             self._metrics.storage_write.observe(time.perf_counter() - started)
 

@@ -9,6 +9,8 @@ then the lowest id. Only `done`/`completed` satisfy a dependency: a cancelled on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .complexity import complexity_of
 from .model import DEFAULT_PRIORITY, DONE, PRIORITY_RANK, find_subtask
 from .references import dep_target
@@ -31,7 +33,12 @@ def next_task(view: ProjectView, tag: str, report: dict | None = None) -> dict:
     `complexityScore` comes from `report` if given, else from the tag's report (a subtask gets
     its parent's score).
     """
-    choice = _find_next_cached(view, tag)
+    return describe(view, tag, _find_next_cached(view, tag), report)
+
+
+def describe(view: ProjectView, tag: str, choice: tuple[dict, dict | None] | None,
+             report: dict | None = None) -> dict:
+    """next_task's answer for `choice` ((task, None), (parent, subtask), or None: nothing eligible)."""
     if choice is None:
         return {"message": NO_NEXT_TASK, "nextTask": None}
     task, sub = choice
@@ -61,8 +68,12 @@ def _find_next_cached(view: ProjectView, tag: str) -> tuple[dict, dict | None] |
     return memo["next"]
 
 
-def find_next(tasks: list[dict]) -> tuple[dict, dict | None] | None:
+def find_next(tasks: list[dict], skip: Callable[[dict, dict | None], bool] | None = None,
+              ) -> tuple[dict, dict | None] | None:
     """(task, None) or (parent, subtask) to work on next; None when nothing is eligible.
+
+    `skip(task, sub)` (sub None for the task itself) leaves out items that are otherwise eligible:
+    claims pass the ones another agent holds.
 
     One pass over the tag plus a lookup per dependency: no set of every done id is built, so the
     cost is the tasks, not the tasks and all their subtasks.
@@ -76,7 +87,7 @@ def find_next(tasks: list[dict]) -> tuple[dict, dict | None] | None:
             if (sub.get("status") or "pending").lower() not in _ACTIONABLE:
                 continue
             deps = sub.get("dependencies") or ()
-            if all(_is_done(by_id, d) for d in deps):
+            if all(_is_done(by_id, d) for d in deps) and (skip is None or not skip(task, sub)):
                 key = (-rank(sub.get("priority") or task.get("priority")), len(deps), task["id"], sub["id"])
                 if best_sub_key is None or key < best_sub_key:
                     best_sub, best_sub_key = (task, sub), key
@@ -87,7 +98,7 @@ def find_next(tasks: list[dict]) -> tuple[dict, dict | None] | None:
         if (task.get("status") or "pending").lower() not in _ACTIONABLE:
             continue
         deps = task.get("dependencies") or ()
-        if all(_is_done(by_id, d) for d in deps):
+        if all(_is_done(by_id, d) for d in deps) and (skip is None or not skip(task, None)):
             key = (-rank(task.get("priority")), len(deps), task["id"])
             if best_key is None or key < best_key:
                 best, best_key = task, key

@@ -8,6 +8,11 @@ No lock is needed for a read-modify-write: loading, `fn` and the commit are sync
 event loop nothing can interleave with them. Only the wait for durability yields, and that happens
 after the cache already holds the new state (a later write that reads it is made durable by the same
 or a later fsync of the same WAL, so it can never be acknowledged ahead of what it read).
+
+In a cluster, `replicate` ships every committed batch to the other replicas while the local fsync
+runs; the write returns once both are done, and records in `WRITE_COPIES` how many durable copies
+it has. Documents other replicas send arrive through `apply_remote`, which merges them and marks the
+tags they belong to for reloading.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import asyncio
 import logging
 from bisect import bisect_left, insort
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from typing import TypeVar
 
 from ..crdt import HLC, Doc, decode, encode, merge
@@ -35,6 +41,9 @@ META_DOC = "meta"
 REPORT_DOC = "report"
 TASK_PREFIX = "t"
 
+WRITE_COPIES: ContextVar[list[int] | None] = ContextVar("write_copies", default=None)
+"""Set by a caller to a list to learn the durable copies of each write made on its behalf."""
+
 
 class Project:
     """Cache of one project: its documents and their materialized tags."""
@@ -44,6 +53,7 @@ class Project:
         self.loaded_docs = 0  # documents found in the store when the project was loaded
         self.tags: dict[str, TagState] = {}
         self.state: dict = {}
+        self.stale: set[str] = set()  # tags changed by other replicas: reloaded from the store on next use
 
     def view(self) -> ProjectView:
         return ProjectView(self.root, self.tags, self.state)
@@ -93,6 +103,9 @@ class TaskService:
         self.hlc = hlc
         self.metrics = metrics
         self.importer = importer  # fills an unknown project from its files (tasks.json) if any
+        # In a cluster: ships a committed batch {key: encoded doc} to the other replicas and returns
+        # how many durable copies besides ours it reached.
+        self.replicate: Callable[[dict[bytes, bytes]], Awaitable[int]] | None = None
         self._projects: dict[str, Project] = {}
         self._writing = 0  # writes between commit and acknowledgement
         # Recently written documents, decoded: every write goes through _commit, so this never goes
@@ -104,7 +117,19 @@ class TaskService:
         project = self._projects.get(root)
         if project is None:
             project = self._load(root)
+        elif project.stale:
+            self._reload(project)
         return project
+
+    def current_tag(self, root: str) -> str:
+        """The project's current tag as stored, without loading the project (for routing a call)."""
+        project = self._projects.get(root)
+        if project is not None and STATE_TAG not in project.stale:
+            state = project.state
+        else:
+            raw = self.store.get(doc_key(root, STATE_TAG, STATE_DOC))
+            state = (fields_view(decode(raw)) if raw is not None else None) or {}
+        return state.get("currentTag") or MASTER
 
     def view(self, root: str) -> ProjectView:
         return self.project(root).view()
@@ -129,6 +154,19 @@ class TaskService:
             return self._load(root, may_import=False)
         return project
 
+    def _reload(self, project: Project) -> None:
+        """Load again the tags other replicas changed (the rest of the cache stays)."""
+        stale, project.stale = project.stale, set()
+        for tag in stale:
+            if tag != STATE_TAG:
+                project.tags.pop(tag, None)
+            for key, value in self.store.scan(doc_key(project.root, tag, "")):
+                project.load_doc(tag, split_doc_key(key)[2], decode(value))
+            t = project.tags.get(tag)
+            if t is not None:
+                t.tasks.sort(key=_order)
+                t.index()
+
     def _import(self, project: Project) -> bool:
         tx = ProjectTx(project.view())
         try:
@@ -146,17 +184,60 @@ class TaskService:
         project = self.project(root)
         tx = ProjectTx(project.view())
         result = fn(tx)
-        if self._commit(project, tx):
+        changes = self._commit(project, tx)
+        if changes:
+            replicating = asyncio.ensure_future(self.replicate(changes)) if self.replicate else None
             self._writing += 1
             try:
-                if self._writing == 1:
+                if self._writing == 1 and replicating is None:
                     await asyncio.sleep(0)  # writes already on their way commit first and share the fsync
-                await self.store.durable(alone=self._writing == 1)
+                await self.store.durable(alone=self._writing == 1 and replicating is None)
             finally:
                 self._writing -= 1
+            if replicating is not None:
+                copies = 1 + await replicating
+                receipt = WRITE_COPIES.get()
+                if receipt is not None:
+                    receipt.append(copies)
         return result
 
-    def _commit(self, project: Project, tx: ProjectTx) -> bool:
+    async def apply_remote(self, docs: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
+        """Merge documents from another replica into ours, durably; returns the keys that changed."""
+        changed: dict[bytes, tuple[Doc, bytes]] = {}
+        newest = 0
+        for key, value in docs:  # all decoded and merged before anything is touched
+            try:
+                split_doc_key(key)
+                current = self.store.get(key)
+                if current == value:
+                    continue
+                incoming = decode(value)
+                doc = incoming if current is None else merge(decode(current), incoming)
+                data = encode(doc)
+            except Exception as exc:  # whatever a peer sent, it is refused whole
+                raise ValueError(f"not a document: {key[:80]!r}: {exc}") from None
+            newest = max(newest, latest(incoming))
+            if data != current:
+                changed[key] = (doc, data)
+        self.hlc.observe(newest)
+        if changed:
+            self.store.write({key: data for key, (_, data) in changed.items()})
+            for key, (doc, _) in changed.items():
+                if key in self._docs:
+                    self._docs[key] = doc
+            for key in changed:
+                root, tag, _ = split_doc_key(key)
+                project = self._projects.get(root)
+                if project is not None:
+                    project.stale.add(tag)
+                    if tag in project.tags:
+                        project.tags[tag].memo.clear()
+        # Even with nothing new: what we hold may still await the fsync of an earlier batch.
+        await self.store.durable()
+        return list(changed)
+
+    def _commit(self, project: Project, tx: ProjectTx) -> dict[bytes, bytes]:
+        """Write what `tx` changed (not yet durable); returns the written documents, encoded."""
         ts, node = self.hlc.now(), self.hlc.node
         reads: dict[tuple[str, str], Doc | None] = {}  # documents read from the store, once each
         deltas: list[tuple[str, str, Doc]] = []
@@ -167,7 +248,7 @@ class TaskService:
         for tag, w in tx.work.items():
             deltas.extend(self._tag_deltas(project, tag, w, ts, node, reads))
         if not deltas:
-            return False
+            return {}
         merged = {}
         for tag, doc_id, delta in deltas:
             cur = self._stored(project, tag, doc_id, reads)
@@ -183,7 +264,7 @@ class TaskService:
             project.state = fields_view(merged[(STATE_TAG, STATE_DOC)]) or {}
         for tag, w in tx.work.items():
             self._refresh_tag(project, tag, w, merged)
-        return True
+        return {key: data for key, (_, data) in encoded.items()}
 
     def _stored(self, project: Project, tag: str, doc_id: str, reads: dict) -> Doc | None:
         """The stored document, read from RocksDB: the cache keeps only materialized tasks, so memory

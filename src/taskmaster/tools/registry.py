@@ -22,6 +22,7 @@ import orjson
 
 from .. import __version__
 from ..tasks.errors import TaskError
+from ..tasks.service import WRITE_COPIES
 from .schema import validate
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class ToolContext:
     config: Any = None  # taskmaster.config.Config
     progress: Callable[[float, float | None, str | None], Awaitable[None]] | None = None
     client: dict = field(default_factory=dict)  # the client's initialize params (capabilities, info)
+    quorum: Callable[[], str | None] | None = None
+    """In a cluster: None if a majority of the call's replicas is reachable, else why not (for
+    decisions that must not be taken twice, like a claim)."""
 
 
 @dataclass
@@ -142,9 +146,8 @@ def error_text(message: str, tag: str | None) -> str:
     return "\n".join(lines)
 
 
-async def call_tool(name: str, arguments: Any, enabled: set[str] | None, make_ctx: Callable[[str], ToolContext],
-                    metrics=None) -> dict:
-    """Run one tools/call: returns the MCP result, or raises UnknownTool / ParamError."""
+def check_call(name: str, arguments: Any, enabled: set[str] | None) -> tuple[Tool, dict]:
+    """The tool and its validated arguments; raises UnknownTool / ParamError."""
     spec = TOOLS.get(name)
     if spec is None or (enabled is not None and name not in enabled):
         raise UnknownTool(f"Unknown tool: {name}")
@@ -154,8 +157,24 @@ async def call_tool(name: str, arguments: Any, enabled: set[str] | None, make_ct
     if issues:
         raise ParamError(f"Tool '{name}' parameter validation failed: {'; '.join(issues)}. "
                          "Please check the parameter types and values according to the tool's schema.")
-    env_root = os.environ.get("TASK_MASTER_PROJECT_ROOT")
-    raw_root = env_root or args.get("projectRoot")
+    return spec, args
+
+
+def call_tag(name: str, args: dict) -> str | None:
+    """The tag a validated call names, "" for a call across tags (or on the project itself), None
+    for a call on the current tag."""
+    if name == "move_task" and (args.get("fromTag") or args.get("toTag")):
+        return ""
+    if "tag" not in TOOLS[name].input_schema.get("properties", {}):
+        return ""
+    return args.get("tag") or None
+
+
+async def call_tool(name: str, arguments: Any, enabled: set[str] | None, make_ctx: Callable[[str], ToolContext],
+                    metrics=None) -> dict:
+    """Run one tools/call: returns the MCP result, or raises UnknownTool / ParamError."""
+    spec, args = check_call(name, arguments, enabled)
+    raw_root = _raw_root(args)
     started = time.perf_counter()
     outcome = "ok"
     tag = args.get("tag") or None
@@ -163,9 +182,16 @@ async def call_tool(name: str, arguments: Any, enabled: set[str] | None, make_ct
         if not raw_root:
             raise TaskError("projectRoot is required: pass the project's absolute path")
         ctx = make_ctx(normalize_root(raw_root))
-        data = await spec.handler(ctx, args)
+        copies: list[int] = []
+        receipt = WRITE_COPIES.set(copies)
+        try:
+            data = await spec.handler(ctx, args)
+        finally:
+            WRITE_COPIES.reset(receipt)
         tag = tag or ctx.service.view(ctx.root).current_tag
         body = {"data": data, "version": ENVELOPE_VERSION, "tag": tag}
+        if copies:  # in a cluster: the durable copies the call's writes have (the fewest, if several)
+            body["replicas"] = min(copies)
         return text_result(orjson.dumps(body, default=_json_default).decode())
     except TaskError as exc:
         outcome = "error"
@@ -178,6 +204,16 @@ async def call_tool(name: str, arguments: Any, enabled: set[str] | None, make_ct
         if metrics is not None:
             metrics.tool_calls.labels(name, outcome).inc()
             metrics.tool_latency.labels(name).observe(time.perf_counter() - started)
+
+
+def _raw_root(args: dict) -> str | None:
+    return os.environ.get("TASK_MASTER_PROJECT_ROOT") or args.get("projectRoot")
+
+
+def call_root(arguments: Any) -> str | None:
+    """The normalised projectRoot a call works on, read before validation (None if it has none)."""
+    raw = _raw_root(arguments) if isinstance(arguments, dict) else None
+    return normalize_root(raw) if isinstance(raw, str) and raw.strip() else None
 
 
 def _current_tag(make_ctx: Callable[[str], ToolContext], raw_root: str | None) -> str | None:

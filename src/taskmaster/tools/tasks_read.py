@@ -1,8 +1,11 @@
-"""The read-only task tools: get_tasks, get_task, next_task, complexity_report."""
+"""The read-only task tools: get_tasks, get_task, next_task, complexity_report (next_task with
+`claim` is the one write: it takes the task for an agent)."""
 
 from __future__ import annotations
 
-from ..tasks import complexity, files, queries
+import time
+
+from ..tasks import claims, complexity, files, queries
 from ..tasks import next_task as next_task_mod
 from ..tasks.errors import TaskError
 from . import checks
@@ -25,8 +28,13 @@ async def get_task(ctx: ToolContext, args: dict):
 
 @tool("next_task")
 async def next_task(ctx: ToolContext, args: dict):
-    view = ctx.service.view(ctx.root)
     report = _report_file(ctx.root, args["complexityReport"])[1] if args.get("complexityReport") else None
+    if args.get("claim"):
+        now = time.time()
+        return await ctx.service.write(ctx.root, lambda tx: claims.claim_next(
+            tx, tx.resolve_tag(args.get("tag")), args.get("agent"), now, args["leaseSeconds"], report,
+            ctx.quorum))
+    view = ctx.service.view(ctx.root)
     return next_task_mod.next_task(view, view.resolve_tag(args.get("tag")), report)
 
 

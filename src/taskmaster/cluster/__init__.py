@@ -1,0 +1,1 @@
+"""Node-to-node calls (rpc), injected network faults (faults)."""

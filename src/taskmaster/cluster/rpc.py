@@ -1,0 +1,245 @@
+"""Node-to-node calls: multiplexed requests over one persistent TCP connection per peer.
+
+A frame is a 4-byte big-endian length and a body; the body is msgpack, sealed with the cluster key
+(AES-GCM, transport/auth.py) when the cluster has one, so RPC is as closed as gossip (promise 4).
+
+    request  [0, id, sender, method, payload]
+    reply    [1, id, ok, result | error message]
+
+Failures come in three kinds, because the caller's next step differs:
+  Unreachable     nothing was sent: safe to send the same request elsewhere
+  Indeterminate   sent, but no answer (timeout, connection lost): it may or may not have run
+  RemoteError     the peer ran the handler and it failed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgpack
+
+from taskmaster.cluster.faults import Faults
+from taskmaster.transport.auth import AuthError, Keyring
+from taskmaster.transport.base import Address
+
+log = logging.getLogger("taskmaster.rpc")
+
+Handler = Callable[[str, Any], Awaitable[Any]]
+_HEADER = struct.Struct(">I")
+_REQUEST, _REPLY = 0, 1
+
+
+class RpcError(Exception):
+    pass
+
+
+class Unreachable(RpcError):
+    """The request was not sent."""
+
+
+class Indeterminate(RpcError):
+    """The request was sent and no answer came."""
+
+
+class RemoteError(RpcError):
+    """The peer's handler failed with this message."""
+
+
+def _pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+class _Connection:
+    """Our side of one connection to a peer: writes requests, matches replies to their futures."""
+
+    def __init__(self, rpc: Rpc, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.rpc, self.writer = rpc, writer
+        self.pending: dict[int, asyncio.Future] = {}
+        self.closed = False
+        self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                body = await _read_frame(reader, self.rpc.max_frame)
+                kind, rid, ok, value = self.rpc._open(body)
+                fut = self.pending.pop(rid, None)
+                if kind == _REPLY and fut is not None and not fut.done():
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(RemoteError(value))
+        except (asyncio.IncompleteReadError, OSError, ValueError, AuthError, TypeError):
+            pass
+        finally:
+            self.close()
+
+    def send(self, body: bytes) -> None:
+        self.writer.write(_HEADER.pack(len(body)) + body)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.writer.close()
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(Indeterminate("connection lost before the reply"))
+        self.pending.clear()
+
+
+async def _read_frame(reader: asyncio.StreamReader, max_frame: int) -> bytes:
+    (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+    if size > max_frame:
+        raise ValueError(f"frame of {size} bytes is over the limit")
+    return await reader.readexactly(size)
+
+
+class Rpc:
+    """Both ends: `register` handlers, `start` listening, `call` peers. `stats` counts traffic."""
+
+    def __init__(self, name: str, keyring: Keyring | None = None, faults: Faults | None = None,
+                 max_frame: int = 64 << 20):
+        self.name, self.keyring, self.max_frame = name, keyring, max_frame
+        self.faults = faults or Faults()
+        self.handlers: dict[str, Handler] = {}
+        self.stats = {"calls": 0, "failed": 0, "served": 0, "dropped": 0}
+        self._ids = itertools.count(1)
+        self._conns: dict[Address, _Connection] = {}
+        self._connecting: dict[Address, asyncio.Future] = {}
+        self._server: asyncio.Server | None = None
+        self._serving: set[asyncio.Task] = set()
+        self._server_writers: set[asyncio.StreamWriter] = set()
+
+    def register(self, method: str, handler: Handler) -> None:
+        self.handlers[method] = handler
+
+    # ---- wire ------------------------------------------------------------------------------------
+    def _seal(self, obj: Any) -> bytes:
+        data = _pack(obj)
+        return self.keyring.seal(data) if self.keyring else data
+
+    def _open(self, body: bytes) -> list:
+        msg = _unpack(self.keyring.open(body) if self.keyring else body)
+        if not isinstance(msg, list) or len(msg) not in (4, 5):
+            raise ValueError("malformed rpc frame")
+        return msg
+
+    # ---- client ----------------------------------------------------------------------------------
+    async def call(self, peer: str, addr: Address, method: str, payload: Any, timeout: float) -> Any:
+        """Call `method` on `peer` at `addr`; raises Unreachable, Indeterminate or RemoteError."""
+        self.stats["calls"] += 1
+        if self.faults.blocks(peer):
+            self.faults.dropped += 1
+            self.stats["failed"] += 1
+            raise Unreachable(f"{peer}: isolated by an injected fault")
+        try:
+            async with asyncio.timeout(timeout):
+                conn = await self._connection(peer, addr)
+                rid = next(self._ids)
+                fut = asyncio.get_running_loop().create_future()
+                conn.pending[rid] = fut
+                try:
+                    conn.send(self._seal([_REQUEST, rid, self.name, method, payload]))
+                    return await fut
+                finally:
+                    conn.pending.pop(rid, None)
+        except TimeoutError:
+            self.stats["failed"] += 1
+            raise Indeterminate(f"{peer}: no answer to {method} within {timeout:g}s") from None
+        except RpcError:
+            self.stats["failed"] += 1
+            raise
+
+    async def _connection(self, peer: str, addr: Address) -> _Connection:
+        conn = self._conns.get(addr)
+        if conn is not None and not conn.closed:
+            return conn
+        waiting = self._connecting.get(addr)
+        if waiting is None:  # one connect per peer, however many calls wait for it
+            waiting = self._connecting[addr] = asyncio.ensure_future(self._connect(peer, addr))
+            waiting.add_done_callback(lambda _: self._connecting.pop(addr, None))
+        return await asyncio.shield(waiting)
+
+    async def _connect(self, peer: str, addr: Address) -> _Connection:
+        try:
+            reader, writer = await asyncio.open_connection(addr[0], addr[1])
+        except OSError as e:
+            raise Unreachable(f"{peer} at {addr[0]}:{addr[1]}: {e.strerror or e}") from None
+        conn = self._conns[addr] = _Connection(self, reader, writer)
+        return conn
+
+    def disconnect(self, addr: Address) -> None:
+        """Drop our connection to `addr` (its pending calls become Indeterminate)."""
+        conn = self._conns.pop(addr, None)
+        if conn is not None:
+            conn.close()
+
+    # ---- server ----------------------------------------------------------------------------------
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._serve, host, port)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._server_writers.add(writer)
+        try:
+            while True:
+                body = await _read_frame(reader, self.max_frame)
+                try:
+                    kind, rid, sender, method, payload = self._open(body)
+                except (ValueError, AuthError, TypeError, msgpack.UnpackException):
+                    self.stats["dropped"] += 1
+                    return  # not one of us (or garbage): hang up
+                if kind != _REQUEST or self.faults.blocks(sender):
+                    self.stats["dropped"] += 1
+                    continue
+                task = asyncio.get_running_loop().create_task(self._answer(writer, rid, sender, method, payload))
+                self._serving.add(task)
+                task.add_done_callback(self._serving.discard)
+        except (asyncio.IncompleteReadError, OSError, ValueError):
+            pass
+        finally:
+            self._server_writers.discard(writer)
+            writer.close()
+
+    async def _answer(self, writer: asyncio.StreamWriter, rid: int, sender: str, method: str, payload: Any) -> None:
+        handler = self.handlers.get(method)
+        self.stats["served"] += 1
+        try:
+            if handler is None:
+                raise RemoteError(f"unknown method {method!r}")
+            reply = [_REPLY, rid, True, await handler(sender, payload)]
+        except asyncio.CancelledError:
+            raise
+        except (RemoteError, ValueError, KeyError, TypeError) as e:
+            reply = [_REPLY, rid, False, f"{type(e).__name__}: {e}"]
+        except Exception as e:  # a request never takes the daemon down
+            log.exception("rpc %s from %s failed", method, sender)
+            reply = [_REPLY, rid, False, f"internal error: {type(e).__name__}"]
+        if not writer.is_closing():
+            body = self._seal(reply)
+            writer.write(_HEADER.pack(len(body)) + body)
+
+    async def close(self) -> None:
+        for conn in list(self._conns.values()):
+            conn.close()
+        self._conns.clear()
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._server_writers):
+                writer.close()
+            for task in list(self._serving):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None

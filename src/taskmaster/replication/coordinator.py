@@ -1,0 +1,436 @@
+"""The coordinator: where a call runs, how its writes reach N replicas, and how replicas catch up.
+
+- Routing. A call works on one partition (project, tag). It runs on the partition's coordinator:
+  the first reachable member of the partition's preference list. Any node takes any call and
+  forwards it there; a peer that cannot be reached is skipped, and with nobody reachable the call
+  runs here (available under partition: CRDT documents merge when the sides meet again).
+- Writes. The coordinator commits locally and, while its own fsync runs, sends the changed
+  documents to the other members of the preference list. It answers once W copies are durable (its
+  own included), or once every attempt has ended, saying how many copies there are.
+- Sloppy quorum and hinted handoff. A document a preferred replica cannot take goes to the next
+  reachable member beyond the list with a hint naming the owner (or, with no such member, the hint
+  stays here). Hints are durable and replayed as soon as the owner is reachable.
+- Catch-up. A node that starts coordinating a partition (after a failover, a restart or a heal)
+  first compares digests with the partition's other reachable replicas, so it never answers from a
+  stale copy; anti-entropy does the same for every shared partition on a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from taskmaster.cluster.rpc import Indeterminate, RemoteError, Rpc, RpcError, Unreachable
+from taskmaster.config import split_hostport
+from taskmaster.membership.member import ALIVE, LEFT, SUSPECT, Member
+from taskmaster.replication.antientropy import AntiEntropy
+from taskmaster.replication.hints import Hints
+from taskmaster.ring import PROJECT_TAG, Ring, partition_key
+from taskmaster.storage.digest import partition_of
+
+log = logging.getLogger("taskmaster.replication")
+
+LocalCall = Callable[[str, Any, Callable[[], str | None]], Awaitable[dict]]
+"""Runs a forwarded tool call here: (name, arguments, quorum problem of its partition)."""
+
+
+@dataclass
+class ReplicationConfig:
+    replicas: int | None = 3
+    """N: copies of each partition. None keeps a full copy on every member."""
+    write_quorum: int = 2
+    """W: durable copies before a write is acknowledged (clamped to N)."""
+    put_timeout: float = 1.0
+    """How long a replica may take to make a write durable before it counts as unreachable."""
+    call_timeout: float = 30.0
+    """How long a forwarded tool call may run on its coordinator."""
+    catch_up_timeout: float = 2.0
+    """A new coordinator's digest comparison with each replica, at most."""
+    handoff_interval: float = 0.2
+    """How often hints are offered to owners that are reachable again."""
+    handoff_batch: int = 500
+    antientropy_interval: float = 2.0
+    """Mean time between digest exchanges with a random peer (jittered)."""
+
+
+@dataclass
+class _Flight:
+    docs: dict[bytes, bytes]
+    done: asyncio.Future
+
+
+class CallFailed(Exception):
+    """A forwarded call was sent and its outcome is unknown, or its coordinator failed it."""
+
+
+class Replicator:
+    def __init__(self, name: str, config: ReplicationConfig, service, rpc: Rpc, hints: Hints,
+                 antientropy: AntiEntropy, metrics=None, rng: random.Random | None = None):
+        self.name, self.config, self.service, self.rpc = name, config, service, rpc
+        self.hints, self.antientropy, self.metrics = hints, antientropy, metrics
+        self.local_call: LocalCall | None = None  # runs a tool call here (set by the API layer)
+        self.ring = Ring([name])
+        self.alive: frozenset[str] = frozenset([name])
+        self.addrs: dict[str, tuple[str, int]] = {}
+        self.stats = {"writes": 0, "quorum_failures": 0, "hinted": 0, "handed_off": 0, "forwarded": 0,
+                      "antientropy_rounds": 0, "docs_repaired": 0}
+        self._rng = rng or random.Random()
+        self._prefs: dict[bytes, list[str]] = {}
+        self._fresh: set[bytes] = set()
+        self._catching_up: dict[bytes, asyncio.Future] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._outbox: dict[bytes, _Flight] = {}  # per partition: the batch gathering for the next flight
+        self._flying: set[bytes] = set()  # partitions with a batch on its way
+        self._wake_handoff = asyncio.Event()
+        rpc.register("rep.put", self._on_put)
+        rpc.register("tool.call", self._on_call)
+        rpc.register("rep.partitions", self._on_partitions)
+        for method, handler in antientropy.handlers.items():
+            rpc.register(method, handler)
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._spawn(self._handoff_loop())
+        self._spawn(self._antientropy_loop())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ---- members and the ring ------------------------------------------------------------------------
+    def set_members(self, members: Iterable[Member]) -> None:
+        """Called on every membership change: rebuild the ring, note who is reachable."""
+        ring_names, alive = {self.name}, {self.name}
+        for m in members:
+            if m.state == LEFT or m.name == self.name:
+                continue
+            ring_names.add(m.name)
+            if m.state in (ALIVE, SUSPECT):
+                alive.add(m.name)
+            rpc = m.meta.get("rpc")
+            if isinstance(rpc, str):
+                try:
+                    self.addrs[m.name] = split_hostport(rpc)
+                except ValueError:
+                    log.warning("member %s advertises a bad rpc address %r", m.name, rpc)
+        if set(self.ring.members) != ring_names:
+            for gone in set(self.ring.members) - ring_names:
+                self.hints.drop(gone)  # its partitions have new owners, filled by anti-entropy
+            self.ring = Ring(ring_names)
+            self._prefs.clear()
+            self._fresh.clear()
+            self.service.replicate = self.replicate if len(self.ring) > 1 else None
+        alive_now = frozenset(alive)
+        if alive_now != self.alive:
+            for name in self.alive - alive_now:  # calls in flight to it fail now, not at their timeout
+                if name in self.addrs:
+                    self.rpc.disconnect(self.addrs[name])
+            back = alive_now - self.alive
+            self.alive = alive_now
+            self._fresh.clear()
+            if back:
+                self._wake_handoff.set()
+                for name in back:
+                    self._spawn(self._exchange(name))
+
+    def reachable(self, name: str) -> bool:
+        return name == self.name or (name in self.alive and name in self.addrs
+                                     and not self.rpc.faults.blocks(name))
+
+    def preference(self, partition: bytes) -> list[str]:
+        pref = self._prefs.get(partition)
+        if pref is None:
+            n = self.config.replicas or len(self.ring)
+            pref = self._prefs[partition] = self.ring.preference(partition, n)
+        return pref
+
+    def candidates(self, partition: bytes) -> list[str]:
+        """Reachable members in the order they should coordinate `partition`."""
+        pref = self.preference(partition)
+        rest = [m for m in self.ring.walk(partition) if m not in pref]
+        return [m for m in pref + rest if self.reachable(m)]
+
+    def write_quorum(self, partition: bytes) -> int:
+        return max(1, min(self.config.write_quorum, len(self.preference(partition))))
+
+    def quorum_problem(self, partition: bytes) -> str | None:
+        """None when a majority of the partition's replicas is reachable, else why not."""
+        pref = self.preference(partition)
+        up = sum(1 for m in pref if self.reachable(m))
+        need = len(pref) // 2 + 1
+        if up >= need:
+            return None
+        return f"only {up} of the {len(pref)} replicas of this tag are reachable from {self.name} (need {need})"
+
+    # ---- routing -------------------------------------------------------------------------------------
+    async def call(self, root: str, tag: str, name: str, arguments: Any,
+                   run_here: Callable[[], Awaitable[dict]]) -> dict:
+        """Run a tool call on the coordinator of (root, tag): forwarded, or `run_here`. Tag "" is
+        the project's own partition, for calls that work across tags."""
+        partition = partition_key(root, tag)
+        for peer in self.candidates(partition):
+            if peer == self.name:
+                break
+            try:
+                self.stats["forwarded"] += 1
+                return await self.rpc.call(peer, self.addrs[peer], "tool.call",
+                                           {"name": name, "arguments": arguments, "root": root, "tag": tag},
+                                           self.config.call_timeout)
+            except Unreachable:
+                continue  # not sent: the next candidate may run it
+            except Indeterminate as e:
+                raise CallFailed(f"the coordinator {peer} did not answer; the call may or may not have "
+                                 f"taken effect ({e})") from None
+            except RemoteError as e:
+                raise CallFailed(f"the coordinator {peer} failed the call: {e}") from None
+        await self.catch_up(root, tag)
+        return await run_here()
+
+    async def _on_call(self, peer: str, payload: Any) -> dict:
+        if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+            raise ValueError("tool.call needs {name, arguments}")
+        root, tag = payload.get("root"), payload.get("tag")
+        if not isinstance(root, str) or not isinstance(tag, str):
+            raise ValueError("tool.call needs the root and tag it was routed by")
+        await self.catch_up(root, tag)
+        partition = partition_key(root, tag)
+        return await self.local_call(payload["name"], payload.get("arguments"), lambda: self.quorum_problem(partition))
+
+    async def catch_up(self, root: str, tag: str) -> None:
+        """Before coordinating a partition for the first time since the members changed, merge in
+        what its other reachable replicas have (so a failover never answers from a stale copy).
+        A call across tags first gathers every tag of the project that is not kept here."""
+        partition = partition_key(root, tag)
+        if tag == PROJECT_TAG and self.config.replicas and len(self.ring) > self.config.replicas:
+            await self._gather_project(root)
+        if partition in self._fresh:
+            return
+        running = self._catching_up.get(partition)
+        if running is None:
+            running = self._catching_up[partition] = asyncio.ensure_future(self._catch_up(partition))
+            running.add_done_callback(lambda _: self._catching_up.pop(partition, None))
+        await asyncio.shield(running)
+
+    async def _catch_up(self, partition: bytes) -> None:
+        peers = [m for m in self.preference(partition) if m != self.name and self.reachable(m)]
+        if peers:
+            await asyncio.gather(*(self._exchange(p, [partition], self.config.catch_up_timeout) for p in peers))
+        self._fresh.add(partition)
+
+    async def _gather_project(self, root: str) -> None:
+        async def from_peer(peer: str) -> None:
+            try:
+                parts = await self.rpc.call(peer, self.addrs[peer], "rep.partitions", root,
+                                            self.config.catch_up_timeout)
+            except RpcError:
+                return
+            if isinstance(parts, list) and all(isinstance(p, bytes) for p in parts):
+                await self._exchange(peer, parts, self.config.catch_up_timeout)
+
+        await asyncio.gather(*(from_peer(m) for m in self.ring.members if m != self.name and self.reachable(m)))
+
+    async def _on_partitions(self, peer: str, root: Any) -> list[bytes]:
+        if not isinstance(root, str):
+            raise ValueError("rep.partitions takes a project root")
+        prefix = partition_key(root, PROJECT_TAG)[:-1]
+        return [p for p in self.service.store.digest.partitions() if p.startswith(prefix)]
+
+    # ---- writes --------------------------------------------------------------------------------------
+    async def replicate(self, changes: dict[bytes, bytes]) -> int:
+        """Ship a committed batch to the other replicas; returns the durable copies it reached
+        besides ours (the fewest over the partitions the batch touched)."""
+        groups: dict[bytes, dict[bytes, bytes]] = {}
+        for key, value in changes.items():
+            groups.setdefault(partition_of(key), {})[key] = value
+        self.stats["writes"] += 1
+        counts = await asyncio.gather(*(self._board(p, docs) for p, docs in groups.items()))
+        return min(counts)
+
+    async def _board(self, partition: bytes, docs: dict[bytes, bytes]) -> int:
+        """Ride the partition's next flight: while one batch is on its way to the replicas, the
+        writes committed meanwhile gather into the next (group commit, as for the local fsync).
+        A later copy of a document replaces an earlier one: it is the earlier merged with more."""
+        flight = self._outbox.get(partition)
+        if flight is None:
+            flight = self._outbox[partition] = _Flight({}, asyncio.get_running_loop().create_future())
+            if partition not in self._flying:
+                asyncio.get_running_loop().call_soon(self._take_off, partition)
+        flight.docs.update(docs)
+        return await asyncio.shield(flight.done)
+
+    def _take_off(self, partition: bytes) -> None:
+        flight = self._outbox.pop(partition, None)
+        if flight is None:
+            return
+        self._flying.add(partition)
+
+        async def fly() -> None:
+            try:
+                flight.done.set_result(await self._replicate(partition, [[k, v] for k, v in flight.docs.items()]))
+            except BaseException as e:
+                flight.done.set_exception(e)
+                raise
+            finally:
+                self._flying.discard(partition)
+                if partition in self._outbox:
+                    self._take_off(partition)
+
+        self._spawn(fly())
+
+    async def _replicate(self, partition: bytes, docs: list[list[bytes]]) -> int:
+        pref = self.preference(partition)
+        need = self.write_quorum(partition) - 1
+        spare = iter([m for m in self.ring.walk(partition) if m not in pref and m != self.name])
+        acked = 0
+        enough = asyncio.Event()
+        started = time.perf_counter()
+
+        async def ship(owner: str) -> None:
+            nonlocal acked
+            if await self._put(owner, docs, None, started):
+                acked += 1
+            else:
+                for fallback in spare:  # shared: each fallback stands in for one owner
+                    if self.reachable(fallback) and await self._put(fallback, docs, owner, started):
+                        acked += 1
+                        break
+                else:
+                    self.hints.add(owner, [k for k, _ in docs])
+                    await self.service.store.durable()
+                self.stats["hinted"] += 1
+            if acked >= need:
+                enough.set()
+
+        owners = [m for m in pref if m != self.name]
+        if not owners or need <= 0:
+            for owner in owners:
+                self._spawn(ship(owner))
+            return 0
+        shipping = [self._spawn(ship(owner)) for owner in owners]
+        waiting = asyncio.ensure_future(enough.wait())
+        await asyncio.wait([waiting, *shipping], return_when=asyncio.FIRST_COMPLETED)
+        while not enough.is_set() and not all(t.done() for t in shipping):
+            await asyncio.wait([waiting, *(t for t in shipping if not t.done())],
+                               return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if acked < need:
+            self.stats["quorum_failures"] += 1
+        return acked
+
+    async def _put(self, peer: str, docs: list, hint: str | None, started: float) -> bool:
+        if not self.reachable(peer):
+            return False
+        try:
+            await self.rpc.call(peer, self.addrs[peer], "rep.put", {"docs": docs, "hint": hint},
+                                self.config.put_timeout)
+        except RpcError as e:
+            log.debug("put to %s failed: %s", peer, e)
+            return False
+        if self.metrics is not None:
+            self.metrics.replication_lag.observe(time.perf_counter() - started)
+        return True
+
+    async def _on_put(self, peer: str, payload: Any) -> int:
+        docs = _documents(payload.get("docs") if isinstance(payload, dict) else None)
+        hint = payload.get("hint")
+        if hint is not None and not isinstance(hint, str):
+            raise ValueError("hint must be a member name")
+        if hint is not None and hint != self.name:
+            self.hints.add(hint, [k for k, _ in docs])  # made durable with the documents
+        return len(await self.service.apply_remote(docs))
+
+    # ---- hinted handoff --------------------------------------------------------------------------------
+    async def _handoff_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake_handoff.wait(), self.config.handoff_interval)
+            except TimeoutError:
+                pass
+            self._wake_handoff.clear()
+            for owner in self.hints.owners():
+                if self.reachable(owner):
+                    await self._hand_off(owner)
+
+    async def _hand_off(self, owner: str) -> None:
+        while True:
+            batch = self.hints.batch(owner, self.config.handoff_batch)
+            if not batch:
+                return
+            try:
+                await self.rpc.call(owner, self.addrs[owner], "rep.put",
+                                    {"docs": [list(d) for d in batch], "hint": None}, self.config.put_timeout * 5)
+            except RpcError as e:
+                log.debug("handoff to %s failed: %s", owner, e)
+                return
+            self.hints.done(owner, [k for k, _ in batch])
+            self.stats["handed_off"] += len(batch)
+
+    # ---- anti-entropy ----------------------------------------------------------------------------------
+    async def _antientropy_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.antientropy_interval * (0.5 + self._rng.random()))
+            peers = [m for m in self.alive if m != self.name and self.reachable(m)]
+            if peers:
+                await self._exchange(self._rng.choice(peers))
+
+    def shared_partitions(self, peer: str) -> list[bytes]:
+        """Partitions we hold that `peer` should hold too."""
+        return [p for p in self.service.store.digest.partitions() if peer in self.preference(p)]
+
+    async def _exchange(self, peer: str, partitions: list[bytes] | None = None,
+                        timeout: float | None = None) -> None:
+        parts = self.shared_partitions(peer) if partitions is None else partitions
+        if not parts or not self.reachable(peer):
+            return
+        try:
+            async with asyncio.timeout(timeout or self.config.call_timeout):
+                result = await self.antientropy.exchange(peer, parts)
+        except (RpcError, TimeoutError, ValueError) as e:
+            log.debug("anti-entropy with %s failed: %s", peer, e)
+            return
+        self.stats["antientropy_rounds"] += 1
+        self.stats["docs_repaired"] += result.docs_changed_here + result.docs_sent
+
+    async def call_peer(self, peer: str, method: str, payload: Any) -> Any:
+        """What anti-entropy calls a peer with."""
+        if not self.reachable(peer):
+            raise Unreachable(f"{peer} is not reachable")
+        return await self.rpc.call(peer, self.addrs[peer], method, payload, self.config.call_timeout)
+
+    # ---- reading ---------------------------------------------------------------------------------------
+    def ownership(self) -> dict:
+        """For /cluster: the ring, and which partitions each member holds among those stored here."""
+        parts = self.service.store.digest.partitions()
+        owned: dict[str, int] = {m: 0 for m in self.ring.members}
+        for p in parts:
+            for m in self.preference(p):
+                owned[m] = owned.get(m, 0) + 1
+        return {"replicas": self.config.replicas or "all", "write_quorum": self.config.write_quorum,
+                "vnodes": self.ring.vnodes, "members": list(self.ring.members),
+                "reachable": sorted(m for m in self.ring.members if self.reachable(m)),
+                "partitions_owned": owned, "hints_pending": len(self.hints)}
+
+
+def _documents(raw: Any) -> list[tuple[bytes, bytes]]:
+    """Validate a list of [key, value] document pairs from a peer."""
+    if not isinstance(raw, list):
+        raise ValueError("docs must be a list of [key, value]")
+    out = []
+    for item in raw:
+        if (not isinstance(item, list | tuple) or len(item) != 2 or not isinstance(item[0], bytes)
+                or not isinstance(item[1], bytes) or not item[0].startswith(b"d\x00")):
+            raise ValueError("each document is [key bytes, value bytes] with a document key")
+        out.append((item[0], item[1]))
+    return out
