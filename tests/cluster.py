@@ -49,9 +49,13 @@ class Cluster:
         join = [] if i == 0 else ["--join", self.nodes[0].gossip]
         return Node(self.tmp / f"n{i}", f"n{i}", *self.args, *join, *extra, hosts=self.hosts, host=i)
 
+    def _session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+
     async def __aenter__(self) -> Cluster:
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
-                                          headers={"Authorization": f"Bearer {TOKEN}"})
+        self.http = self._session()
+        self._retired: list[aiohttp.ClientSession] = []
         try:
             for i in range(self.size):
                 self.nodes.append(self.node(i).start())
@@ -64,22 +68,27 @@ class Cluster:
     async def __aexit__(self, *exc) -> None:
         for n in self.nodes:
             n.stop()
-        if self.http is not None:
-            await self.http.close()
+        for session in [self.http, *self._retired]:
+            if session is not None:
+                await session.close()
 
-    def restart(self, i: int, empty: bool = False) -> Node:
-        """Start node i again (after a kill), with its data dir or, if `empty`, a fresh one."""
+    def restart(self, i: int, empty: bool = False, join: str | None = None) -> Node:
+        """Start node i again (after a kill), with its data dir or, if `empty`, a fresh one; it
+        joins through another node, or `join`."""
         old = self.nodes[i]
         old.stop()
         if empty:
             import shutil
 
             shutil.rmtree(old.data_dir)
-        join = ["--join", self.nodes[1 if i == 0 else 0].gossip]
+        join = ["--join", join or self.nodes[1 if i == 0 else 0].gossip]
         # Same addresses, as a restarted server has: members refuse a live name on a new address.
         same = [] if self.hosts is not None else ["--bind", old.gossip, "--http", old.base.split("//", 1)[1]]
         new = Node(old.data_dir, old.name, *self.args, *join, *same, hosts=self.hosts, host=i)
         self.nodes[i] = new.start()
+        # Kept-alive connections to the old process are dead: new clients get a new pool.
+        self._retired.append(self.http)
+        self.http = self._session()
         return new
 
     def client(self, i: int) -> McpHttp:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -25,16 +27,24 @@ def build_app(node: Node) -> web.Application:
     enabled = registry.select(cfg.tools)
     enabled_set = frozenset(enabled)
 
-    def run_here(name: str, arguments, session: dict, quorum=None):
+    def run_here(name: str, arguments, session: dict, quorum=None, partition: bytes | None = None):
+        grant = None
+        if partition is not None:
+            def grant(item, agent, expires_at, seen):
+                return node.replicator.grant(partition, item, agent, expires_at, seen)
+
         def make_ctx(root: str) -> ToolContext:
             return ToolContext(node.service, root, node.name, cfg, session.get("progress"),
-                               session.get("client") or {}, quorum)
+                               session.get("client") or {}, quorum, grant)
 
         return registry.call_tool(name, arguments, enabled_set, make_ctx, node.metrics)
 
     async def call_tool(name: str, arguments, session: dict) -> dict:
         """Run a call on its coordinator: here on a single node, else wherever the ring says."""
         rep = node.replicator
+        if not node.joined.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(node.joined.wait()), cfg.join_wait)
         root = registry.call_root(arguments)
         if rep is None or len(rep.ring) == 1 or root is None:
             return await run_here(name, arguments, session)
@@ -42,14 +52,17 @@ def build_app(node: Node) -> web.Application:
         tag = registry.call_tag(name, args)
         tag = node.service.current_tag(root) if tag is None else tag
         partition = partition_key(root, tag)
+        strict = name == "next_task" and bool(args.get("claim"))  # a claim must not be decided twice
         try:
             return await rep.call(root, tag, name, arguments,
-                                  lambda: run_here(name, arguments, session, lambda: rep.quorum_problem(partition)))
+                                  lambda: run_here(name, arguments, session, lambda: rep.strict_problem(partition)
+                                                   if strict else rep.quorum_problem(partition), partition), strict)
         except CallFailed as exc:
             return registry.text_result(registry.error_text(str(exc), tag or None), is_error=True)
 
     if node.replicator is not None:  # calls forwarded here by other nodes
-        node.replicator.local_call = lambda name, arguments, quorum: run_here(name, arguments, {}, quorum)
+        node.replicator.local_call = lambda name, arguments, quorum, partition: run_here(
+            name, arguments, {}, quorum, partition)
 
     def list_tools() -> list[dict]:
         return [tools[name].listing() for name in enabled]

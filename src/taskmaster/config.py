@@ -70,6 +70,9 @@ class Config:
     accepts writes and says how many copies they have."""
     put_timeout: float = 1.0
     """A replica slower than this to make a write durable counts as unreachable (the write gets a hint)."""
+    join_wait: float = 5.0
+    """A node started with --join holds tool calls until it has joined, at most this long: a
+    restarted node answering alone would number tasks apart from the cluster."""
     antientropy_interval: float = 2.0
     """Mean seconds between digest exchanges with a random peer."""
 

@@ -75,7 +75,8 @@ class _ReplicationCollector:
                  ("handed_off", "hinted documents delivered to their owner"),
                  ("forwarded", "tool calls forwarded to their coordinator"),
                  ("antientropy_rounds", "digest exchanges completed"),
-                 ("docs_repaired", "documents shipped or merged by anti-entropy"))
+                 ("docs_repaired", "documents shipped or merged by anti-entropy"),
+                 ("invariant_repairs", "duplicate ids, cycles and orphaned subtasks repaired after a merge"))
 
     def __init__(self, replicator):
         self.replicator = replicator

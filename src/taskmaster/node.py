@@ -25,6 +25,7 @@ from .membership import JoinError, Member, Membership, MembershipConfig
 from .metrics import Metrics
 from .replication.antientropy import AntiEntropy
 from .replication.coordinator import ReplicationConfig, Replicator
+from .replication.grants import Grants
 from .replication.hints import Hints
 from .storage import Store
 from .storage.digest import DigestIndex
@@ -33,6 +34,13 @@ from .transport.auth import Keyring, decode_key
 from .transport.net import NetTransport
 
 log = logging.getLogger(__name__)
+
+
+def _write_json(path: str, value) -> None:
+    """Replace `path` atomically (a crash leaves the old file or the new one, never half of one)."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f)
+    os.replace(path + ".tmp", path)
 
 
 def _node_name(config: Config) -> str:
@@ -45,9 +53,7 @@ def _node_name(config: Config) -> str:
             return json.load(f)["name"]
     except (OSError, ValueError, KeyError):
         name = f"{socket.gethostname()}-{secrets.token_hex(3)}"
-        with open(path + ".tmp", "w") as f:
-            json.dump({"name": name}, f)
-        os.replace(path + ".tmp", path)
+        _write_json(path, {"name": name})
         return name
 
 
@@ -68,6 +74,7 @@ class Node:
         self.gossip_port = 0
         self.rpc_port = 0
         self._stopped = asyncio.Event()
+        self.joined = asyncio.Event()  # set once the cluster has answered (at once without --join)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -104,17 +111,22 @@ class Node:
         keys = [decode_key(k) for k in cfg.cluster_keys]
         self.rpc = Rpc(self.name, Keyring(keys) if keys else None, self.faults)
 
-        async def apply(docs) -> int:
-            return len(await service.apply_remote(docs))
-
-        antientropy = AntiEntropy(store.digest, read=lambda keys: [store.get(k) for k in keys], apply=apply,
+        antientropy = AntiEntropy(store.digest, read=lambda keys: [store.get(k) for k in keys],
+                                  apply=lambda docs: replicator.apply(docs),
                                   call=lambda peer, method, payload: replicator.call_peer(peer, method, payload))
         rcfg = ReplicationConfig(replicas=cfg.replicas, write_quorum=cfg.write_quorum,
                                  put_timeout=cfg.put_timeout, antientropy_interval=cfg.antientropy_interval)
-        replicator = self.replicator = Replicator(self.name, rcfg, service, self.rpc, Hints(store), antientropy,
-                                                  self.metrics)
+        replicator = self.replicator = Replicator(self.name, rcfg, service, self.rpc, Hints(store), Grants(store),
+                                                  antientropy, self.metrics)
         self.rpc_port = await self.rpc.start(cfg.gossip_host, cfg.rpc_port)
         self.metrics.watch_replication(replicator)
+        ring_file = os.path.join(cfg.data_dir, "ring.json")
+        try:
+            with open(ring_file) as f:
+                replicator.remember(json.load(f)["members"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # first start: the ring is what membership finds
+        replicator.on_ring_change = lambda members: _write_json(ring_file, {"members": list(members)})
 
     async def _start_membership(self) -> None:
         cfg = self.config
@@ -133,6 +145,9 @@ class Node:
         self.replicator.start()
         if cfg.join:
             self._join_task = asyncio.create_task(self._join(list(cfg.join)))
+        else:
+            self.replicator.synced()
+            self.joined.set()
 
     async def _join(self, seeds: list[tuple[str, int]]) -> None:
         """Join through any seed; keep trying (with backoff) until one answers, saying why not."""
@@ -141,6 +156,9 @@ class Node:
             try:
                 contacted = await self.membership.join(seeds)
                 log.info("joined the cluster through %d of %d seeds", contacted, len(seeds))
+                self.replicator.synced()
+                self.replicator.set_members(self.membership.members())
+                self.joined.set()
                 return
             except JoinError as exc:
                 log.error("cannot join the cluster yet: %s (retrying in %.0f s)", exc, delay)

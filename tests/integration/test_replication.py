@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
+import socket
+import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster import Cluster, ToolFailed, master, titles
 from tests.netns import NetnsHosts
@@ -47,6 +50,12 @@ async def test_writes_through_every_node_are_read_back_from_every_node(tmp_path)
         await c.wait_converged([master(root)], timeout=10)
         ring = (await c.get(1, "/cluster"))["ring"]
         assert ring["members"] == ["n0", "n1", "n2"] and ring["replicas"] == 3 and ring["hints_pending"] == 0
+        coordinator = [n.name for n in c.nodes].index(c.owners(master(root))[0])
+        async with c.http.get(c.nodes[coordinator].base + "/metrics") as r:
+            samples = {s.name: s.value for f in text_string_to_metric_families(await r.text()) for s in f.samples}
+        assert samples["taskmaster_replication_writes_total"] >= 1
+        assert samples["taskmaster_replication_lag_seconds_count"] >= 2, "both replicas took a batch"
+        assert samples["taskmaster_hints_pending"] == 0 and samples["taskmaster_replication_quorum_failures_total"] == 0
 
 
 async def test_sigkill_of_the_coordinator_during_writes_loses_no_acknowledged_write(tmp_path):
@@ -180,3 +189,70 @@ async def test_a_claim_is_refused_in_a_minority_partition_and_allowed_in_the_maj
         body = await c.client(1).call("next_task", projectRoot=root, claim=True, agent="majority")
         assert body["data"]["claimed"] and body["data"]["nextTask"]["id"] == 1
         await c.heal()
+
+
+async def test_a_restarted_node_that_cannot_rejoin_keeps_its_ring_and_hints_its_writes(tmp_path):
+    root = str(tmp_path / "project")
+    async with Cluster(tmp_path, 3) as c:
+        for k in range(3):
+            await add(c.client(0), root, f"t{k}")
+        await c.wait_converged([master(root)], timeout=10)
+        c.nodes[2].signal(signal.SIGKILL)
+        c.nodes[2].wait()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            nowhere = f"127.0.0.1:{s.getsockname()[1]}"
+        c.restart(2, join=nowhere)
+        started = time.monotonic()
+        body = await add(c.client(2), root, "written alone")
+        assert time.monotonic() - started >= 4, "held while it tried to rejoin (join_wait)"
+        assert body["replicas"] == 1, "one durable copy, said so; the others get hints"
+        ring = (await c.get(2, "/cluster"))["ring"]
+        assert ring["members"] == ["n0", "n1", "n2"] and ring["hints_pending"] >= 1
+        # The others reconnect to it (memberlist's reconnect of dead members) and the hints flow.
+        await c.wait_members({"n0": "alive", "n1": "alive", "n2": "alive"}, timeout=60)
+        await c.wait_converged([master(root)], timeout=20)
+        assert "written alone" in await titles(c.client(0), root)
+
+
+async def test_invariants_broken_on_two_sides_of_a_partition_are_repaired_visibly_after_heal(tmp_path):
+    root = str(tmp_path / "project")
+    async with Cluster(tmp_path, 3) as c:
+        for k in range(1, 5):
+            await add(c.client(0), root, f"t{k}")
+        await c.wait_converged([master(root)], timeout=10)
+        await c.partition([0, 1], [2])
+        await c.wait_members({"n0": "dead", "n1": "dead", "n2": "alive"}, among=[2])
+        await c.wait_members({"n0": "alive", "n1": "alive", "n2": "dead"}, among=[0, 1])
+        a, b = c.client(0), c.client(2)
+        assert (await add(a, root, "new on A"))["data"]["taskId"] == 5
+        assert (await add(b, root, "new on B"))["data"]["taskId"] == 5
+        await a.call("add_dependency", projectRoot=root, id="2", dependsOn="1")
+        await b.call("add_dependency", projectRoot=root, id="1", dependsOn="2")
+        await a.call("remove_task", projectRoot=root, id="3", confirm=True)
+        await b.call("add_subtask", projectRoot=root, id="3", title="added under a deleted task")
+        await c.heal()
+        await c.wait_members({"n0": "alive", "n1": "alive", "n2": "alive"}, timeout=60)
+
+        async def repaired(i: int) -> dict | None:
+            tasks = (await c.client(i).call("get_tasks", projectRoot=root))["data"]["tasks"]
+            by_title = {t["title"]: t for t in tasks}
+            ids = [t["id"] for t in tasks]
+            if len(ids) != len(set(ids)) or {"new on A", "new on B", "t3"} - by_title.keys():
+                return None
+            if "2" in map(str, by_title["t1"]["dependencies"]) and "1" in map(str, by_title["t2"]["dependencies"]):
+                return None
+            return by_title
+
+        deadline = time.monotonic() + 30
+        while (tasks := await repaired(0)) is None:
+            assert time.monotonic() < deadline, "not repaired"
+            await asyncio.sleep(0.1)
+        await c.wait_converged([master(root)], timeout=20)
+        for i in range(3):
+            assert await repaired(i) is not None
+        assert [s["title"] for s in tasks["t3"]["subtasks"]] == ["added under a deleted task"]
+        kinds = {r["kind"] for t in tasks.values() for r in (t.get("metadata") or {}).get("repairs", [])}
+        assert kinds == {"duplicate-id", "cycle", "deleted-parent"}, kinds
+        report = (await c.client(1).call("validate_dependencies", projectRoot=root))["data"]
+        assert {r["kind"] for r in report["repairs"]} == kinds

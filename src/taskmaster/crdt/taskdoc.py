@@ -94,6 +94,25 @@ def tombstone(ts: int, node: str) -> Doc:
     return Doc().set(DELETED, True, ts, node)
 
 
+CASCADE = "~cascade"  # set with the stamp of `~del` by a deletion that also deleted every subtask
+
+
+def tombstone_task(stored: Doc | None, ts: int, node: str) -> Doc:
+    """Delete a task and every subtask it holds now (`stored`: the task's document, if any).
+
+    A subtask another replica adds concurrently is not in this delta, so after merge it is a live
+    child of a deleted task: that is how tasks/repair.py finds it and brings the task back with it.
+    `CASCADE` marks the deletion as one that covered the subtasks it saw; after a plain `tombstone`
+    a live child proves nothing (the deletion may well have seen it).
+    """
+    delta = tombstone(ts, node).set(CASCADE, True, ts, node)
+    if stored is not None:
+        for key, child in stored.children.items():
+            if not child.deleted:
+                delta.children[key] = tombstone(ts, node)
+    return delta
+
+
 def task_delta(doc: Doc | None, old: dict | None, new: dict | None, sub_keys: list[str],
                ts: int, node: str) -> Doc:
     """Delta from `old` (the view of `doc`) to `new`.

@@ -29,14 +29,15 @@ from taskmaster.cluster.rpc import Indeterminate, RemoteError, Rpc, RpcError, Un
 from taskmaster.config import split_hostport
 from taskmaster.membership.member import ALIVE, LEFT, SUSPECT, Member
 from taskmaster.replication.antientropy import AntiEntropy
+from taskmaster.replication.grants import Grants
 from taskmaster.replication.hints import Hints
-from taskmaster.ring import PROJECT_TAG, Ring, partition_key
+from taskmaster.ring import PROJECT_TAG, Ring, partition_key, split_partition
 from taskmaster.storage.digest import partition_of
 
 log = logging.getLogger("taskmaster.replication")
 
-LocalCall = Callable[[str, Any, Callable[[], str | None]], Awaitable[dict]]
-"""Runs a forwarded tool call here: (name, arguments, quorum problem of its partition)."""
+LocalCall = Callable[[str, Any, Callable[[], str | None], bytes], Awaitable[dict]]
+"""Runs a forwarded tool call here: (name, arguments, quorum problem of its partition, partition)."""
 
 
 @dataclass
@@ -56,6 +57,9 @@ class ReplicationConfig:
     handoff_batch: int = 500
     antientropy_interval: float = 2.0
     """Mean time between digest exchanges with a random peer (jittered)."""
+    repair_delay: float = 0.05
+    """After documents from a peer change a tag: wait this long (the rest of a burst arrives), then
+    check the tag's invariants once."""
 
 
 @dataclass
@@ -69,16 +73,18 @@ class CallFailed(Exception):
 
 
 class Replicator:
-    def __init__(self, name: str, config: ReplicationConfig, service, rpc: Rpc, hints: Hints,
+    def __init__(self, name: str, config: ReplicationConfig, service, rpc: Rpc, hints: Hints, grants: Grants,
                  antientropy: AntiEntropy, metrics=None, rng: random.Random | None = None):
         self.name, self.config, self.service, self.rpc = name, config, service, rpc
-        self.hints, self.antientropy, self.metrics = hints, antientropy, metrics
+        self.hints, self.grants, self.antientropy, self.metrics = hints, grants, antientropy, metrics
         self.local_call: LocalCall | None = None  # runs a tool call here (set by the API layer)
+        self.on_ring_change: Callable[[tuple[str, ...]], None] | None = None  # e.g. to persist the members
         self.ring = Ring([name])
+        self._remembered: frozenset[str] = frozenset()
         self.alive: frozenset[str] = frozenset([name])
         self.addrs: dict[str, tuple[str, int]] = {}
         self.stats = {"writes": 0, "quorum_failures": 0, "hinted": 0, "handed_off": 0, "forwarded": 0,
-                      "antientropy_rounds": 0, "docs_repaired": 0}
+                      "antientropy_rounds": 0, "docs_repaired": 0, "invariant_repairs": 0}
         self._rng = rng or random.Random()
         self._prefs: dict[bytes, list[str]] = {}
         self._fresh: set[bytes] = set()
@@ -86,10 +92,13 @@ class Replicator:
         self._tasks: set[asyncio.Task] = set()
         self._outbox: dict[bytes, _Flight] = {}  # per partition: the batch gathering for the next flight
         self._flying: set[bytes] = set()  # partitions with a batch on its way
+        self._repairing: set[bytes] = set()  # partitions with an invariant check scheduled
         self._wake_handoff = asyncio.Event()
         rpc.register("rep.put", self._on_put)
         rpc.register("tool.call", self._on_call)
         rpc.register("rep.partitions", self._on_partitions)
+        rpc.register("claim.grant", self._on_grant)
+        rpc.register("claim.release", self._on_release)
         for method, handler in antientropy.handlers.items():
             rpc.register(method, handler)
 
@@ -110,9 +119,32 @@ class Replicator:
         return task
 
     # ---- members and the ring ------------------------------------------------------------------------
+    def remember(self, names: Iterable[str]) -> None:
+        """The members of the ring this node last knew (from its data dir), kept in the ring until
+        `synced`: a node restarting keeps the same preference lists, so what it writes before it has
+        rejoined goes to the right owners (as hints) instead of making it a cluster of one."""
+        self._remembered = frozenset(names) - {self.name}
+        self._set_ring({self.name} | self._remembered)
+
+    def synced(self) -> None:
+        """Membership has heard from the cluster: from now on it alone says who is in the ring."""
+        self._remembered = frozenset()
+
+    def _set_ring(self, names: set[str]) -> None:
+        if set(self.ring.members) == names:
+            return
+        for gone in set(self.ring.members) - names:
+            self.hints.drop(gone)  # its partitions have new owners, filled by anti-entropy
+        self.ring = Ring(names)
+        self._prefs.clear()
+        self._fresh.clear()
+        self.service.replicate = self.replicate if len(self.ring) > 1 else None
+        if self.on_ring_change is not None:
+            self.on_ring_change(self.ring.members)
+
     def set_members(self, members: Iterable[Member]) -> None:
         """Called on every membership change: rebuild the ring, note who is reachable."""
-        ring_names, alive = {self.name}, {self.name}
+        ring_names, alive = {self.name} | self._remembered, {self.name}
         for m in members:
             if m.state == LEFT or m.name == self.name:
                 continue
@@ -125,13 +157,7 @@ class Replicator:
                     self.addrs[m.name] = split_hostport(rpc)
                 except ValueError:
                     log.warning("member %s advertises a bad rpc address %r", m.name, rpc)
-        if set(self.ring.members) != ring_names:
-            for gone in set(self.ring.members) - ring_names:
-                self.hints.drop(gone)  # its partitions have new owners, filled by anti-entropy
-            self.ring = Ring(ring_names)
-            self._prefs.clear()
-            self._fresh.clear()
-            self.service.replicate = self.replicate if len(self.ring) > 1 else None
+        self._set_ring(ring_names)
         alive_now = frozenset(alive)
         if alive_now != self.alive:
             for name in self.alive - alive_now:  # calls in flight to it fail now, not at their timeout
@@ -175,20 +201,39 @@ class Replicator:
         return f"only {up} of the {len(pref)} replicas of this tag are reachable from {self.name} (need {need})"
 
     # ---- routing -------------------------------------------------------------------------------------
+    def primary(self, partition: bytes) -> str | None:
+        """The first member of the preference list that membership does not hold dead: the only
+        one that may take a decision that must not be taken twice (a claim)."""
+        return next((m for m in self.preference(partition) if m in self.alive), None)
+
+    def strict_problem(self, partition: bytes) -> str | None:
+        primary = self.primary(partition)
+        if primary != self.name:
+            return f"this tag's claims are decided by {primary or 'its first live replica'}, not {self.name}"
+        return self.quorum_problem(partition)
+
     async def call(self, root: str, tag: str, name: str, arguments: Any,
-                   run_here: Callable[[], Awaitable[dict]]) -> dict:
+                   run_here: Callable[[], Awaitable[dict]], strict: bool = False) -> dict:
         """Run a tool call on the coordinator of (root, tag): forwarded, or `run_here`. Tag "" is
-        the project's own partition, for calls that work across tags."""
+        the project's own partition, for calls that work across tags. A `strict` call (a claim) runs
+        only on the partition's primary: it is refused rather than sent to a stand-in."""
         partition = partition_key(root, tag)
-        for peer in self.candidates(partition):
+        if strict:
+            primary = self.primary(partition)
+            if primary is None or (primary != self.name and not self.reachable(primary)):
+                raise CallFailed(f"a claim is decided only by this tag's primary replica "
+                                 f"({primary or 'none is alive'}), which {self.name} cannot reach")
+        for peer in [self.primary(partition)] if strict else self.candidates(partition):
             if peer == self.name:
                 break
             try:
                 self.stats["forwarded"] += 1
                 return await self.rpc.call(peer, self.addrs[peer], "tool.call",
-                                           {"name": name, "arguments": arguments, "root": root, "tag": tag},
-                                           self.config.call_timeout)
-            except Unreachable:
+                                           {"name": name, "arguments": arguments, "root": root, "tag": tag,
+                                            "strict": strict}, self.config.call_timeout)
+            except Unreachable as e:
+                if strict:
+                    raise CallFailed(f"a claim is decided only by this tag's primary replica {peer}: {e}") from None
                 continue  # not sent: the next candidate may run it
             except Indeterminate as e:
                 raise CallFailed(f"the coordinator {peer} did not answer; the call may or may not have "
@@ -206,7 +251,8 @@ class Replicator:
             raise ValueError("tool.call needs the root and tag it was routed by")
         await self.catch_up(root, tag)
         partition = partition_key(root, tag)
-        return await self.local_call(payload["name"], payload.get("arguments"), lambda: self.quorum_problem(partition))
+        check = self.strict_problem if payload.get("strict") else self.quorum_problem
+        return await self.local_call(payload["name"], payload.get("arguments"), lambda: check(partition), partition)
 
     async def catch_up(self, root: str, tag: str) -> None:
         """Before coordinating a partition for the first time since the members changed, merge in
@@ -246,6 +292,50 @@ class Replicator:
             raise ValueError("rep.partitions takes a project root")
         prefix = partition_key(root, PROJECT_TAG)[:-1]
         return [p for p in self.service.store.digest.partitions() if p.startswith(prefix)]
+
+    # ---- claims ----------------------------------------------------------------------------------------
+    async def grant(self, partition: bytes, item: str, agent: str, expires_at: str, seen: dict | None) -> str | None:
+        """Ask the partition's replicas to grant `item` to `agent`; None once a majority has, else
+        why not (the grants obtained are withdrawn)."""
+        pref = self.preference(partition)
+        need = len(pref) // 2 + 1
+        payload = {"partition": partition, "item": item, "agent": agent, "expiresAt": expires_at, "seen": seen}
+
+        async def ask(member: str) -> bool:
+            if member == self.name:
+                return await self._on_grant(self.name, payload)
+            try:
+                return await self.rpc.call(member, self.addrs[member], "claim.grant", payload,
+                                           self.config.put_timeout) is True
+            except RpcError:
+                return False
+
+        answers = await asyncio.gather(*(ask(m) for m in pref if self.reachable(m)))
+        granted = sum(answers)
+        if granted >= need:
+            return None
+        for member in pref:
+            if self.reachable(member) and member != self.name:
+                self._spawn(self._release(member, payload))
+        self.grants.release(partition, item, agent)
+        return f"only {granted} of the {len(pref)} replicas granted it (need {need})"
+
+    async def _release(self, member: str, payload: dict) -> None:
+        try:
+            await self.rpc.call(member, self.addrs[member], "claim.release", payload, self.config.put_timeout)
+        except RpcError:
+            pass  # the grant expires with the lease anyway
+
+    async def _on_grant(self, peer: str, payload: Any) -> bool:
+        partition, item, agent, expires_at, seen = _grant_request(payload)
+        if not self.grants.grant(partition, item, agent, expires_at, seen):
+            return False
+        await self.service.store.durable()
+        return True
+
+    async def _on_release(self, peer: str, payload: Any) -> None:
+        partition, item, agent, _, _ = _grant_request(payload)
+        self.grants.release(partition, item, agent)
 
     # ---- writes --------------------------------------------------------------------------------------
     async def replicate(self, changes: dict[bytes, bytes]) -> int:
@@ -349,7 +439,26 @@ class Replicator:
             raise ValueError("hint must be a member name")
         if hint is not None and hint != self.name:
             self.hints.add(hint, [k for k, _ in docs])  # made durable with the documents
-        return len(await self.service.apply_remote(docs))
+        return await self.apply(docs)
+
+    async def apply(self, docs: list[tuple[bytes, bytes]]) -> int:
+        """Merge documents from a peer. Where they changed a tag this node coordinates, they may come
+        from the other side of a partition: check the tag's invariants soon (once for a burst)."""
+        changed = await self.service.apply_remote(docs)
+        for partition in {partition_of(k) for k in changed}:
+            if partition not in self._repairing and self.candidates(partition)[:1] == [self.name]:
+                self._repairing.add(partition)
+                self._spawn(self._repair(partition))
+        return len(changed)
+
+    async def _repair(self, partition: bytes) -> None:
+        try:
+            await asyncio.sleep(self.config.repair_delay)
+            root, tag = split_partition(partition)
+            if tag != PROJECT_TAG:
+                self.stats["invariant_repairs"] += len(await self.service.repair(root, tag))
+        finally:
+            self._repairing.discard(partition)
 
     # ---- hinted handoff --------------------------------------------------------------------------------
     async def _handoff_loop(self) -> None:
@@ -434,3 +543,14 @@ def _documents(raw: Any) -> list[tuple[bytes, bytes]]:
             raise ValueError("each document is [key bytes, value bytes] with a document key")
         out.append((item[0], item[1]))
     return out
+
+
+def _grant_request(payload: Any) -> tuple[bytes, str, str, str, dict | None]:
+    if not isinstance(payload, dict):
+        raise ValueError("a grant request is a map")
+    partition, item, agent = payload.get("partition"), payload.get("item"), payload.get("agent")
+    expires_at, seen = payload.get("expiresAt"), payload.get("seen")
+    if not (isinstance(partition, bytes) and isinstance(item, str) and isinstance(agent, str)
+            and isinstance(expires_at, str) and (seen is None or isinstance(seen, dict))):
+        raise ValueError("a grant request needs partition, item, agent, expiresAt and seen")
+    return partition, item, agent, expires_at, seen

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from .errors import TaskError
 from .next_task import describe, find_next
-from .state import ProjectTx
+from .state import ProjectTx, ProjectView
 
 LEASE_SECONDS = 300  # the default; the tool schema repeats it and the bounds
 MIN_LEASE_SECONDS = 1
@@ -32,32 +32,83 @@ _CLAIMED_STEPS = ("Next: this is yours and already in progress until lease.expir
 Item = tuple[dict, dict | None]  # (task, None) or (parent, subtask)
 
 
+class ClaimMoved(Exception):
+    """`claim_next(only=...)`: the item granted is no longer what the claim would take; choose again."""
+
+
 def claim_next(tx: ProjectTx, tag: str, agent: str, now: float | datetime, lease_seconds: int = LEASE_SECONDS,
-               report: dict | None = None, quorum: Callable[[], str | None] | None = None) -> dict:
+               report: dict | None = None, quorum: Callable[[], str | None] | None = None,
+               only: str | None = None, exclude: frozenset[str] = frozenset()) -> dict:
     """Claim the next task for `agent` until `now + lease_seconds`: next_task's answer plus
     `claimed` and `lease`; `claimed: False` with next_task's no-task answer when nothing is free.
 
     `quorum` (in a cluster) returns why a majority of the replicas is out of reach, if it is: then
     the claim is refused, since the other side of a partition could hand out the same task.
+    In a cluster the item is first chosen (`choose_claim`) and granted by a majority of replicas;
+    `only` then names it (ClaimMoved if it is no longer the choice) and `exclude` names items some
+    replica would not grant.
     """
+    check_claim(tx, tag, agent, lease_seconds)
+    require_quorum(quorum)
+    at = _seconds(now)
+    choice = _choose(tx.tasks(tag), agent, at, exclude)
+    if only is not None and (choice is None or item_key(choice) != only):
+        raise ClaimMoved(only)
+    if choice is None:
+        return nothing_claimed(tx, tag)
+    lease = lease_until(agent, at, lease_seconds)
+    item = _take(tx, tag, choice, agent, lease, at)
+    return {**describe(tx, tag, item, report), "nextSteps": _CLAIMED_STEPS, "claimed": True, "lease": lease}
+
+
+def check_claim(view: ProjectView, tag: str, agent: object, lease_seconds: object) -> None:
+    """The claim's own arguments and tag, checked before anything else (TaskError)."""
     _require_agent(agent)
     _require_lease_seconds(lease_seconds)
-    if not tx.has_tag(tag):  # a claim is a write: like every write, it names a tag that exists
+    if not view.has_tag(tag):  # a claim is a write: like every write, it names a tag that exists
         raise TaskError(f"Tag '{tag}' does not exist", "TAG_NOT_FOUND")
+
+
+def require_quorum(quorum: Callable[[], str | None] | None) -> None:
     reason = quorum() if quorum is not None else None
     if reason is not None:
         raise TaskError("A claim needs a majority of the task's replicas reachable, so that no two agents "
                         f"can take the same task; refused because {reason}. Nothing was changed: retry "
                         "later, or call next_task without claim.", CLAIM_REFUSED)
-    at = _seconds(now)
-    tasks = tx.tasks(tag)
-    own, taken = _leases(tasks, agent, at)
-    choice = own or find_next(tasks, taken)
+
+
+def nothing_claimed(view: ProjectView, tag: str) -> dict:
+    return {**describe(view, tag, None), "claimed": False}
+
+
+def choose_claim(view: ProjectView, tag: str, agent: str, now: float | datetime,
+                 exclude: frozenset[str] = frozenset()) -> tuple[str, dict | None] | None:
+    """What a claim by `agent` would take now: (its id, "5" or "5.2"; the lease it carries, which
+    a replica granting the claim may hold a lock for), or None."""
+    choice = _choose(view.tasks(tag), agent, _seconds(now), exclude)
     if choice is None:
-        return {**describe(tx, tag, None), "claimed": False}
-    lease = {"agent": agent, "expiresAt": _iso(at + lease_seconds)}
-    item = _take(tx, tag, choice, agent, lease, at)
-    return {**describe(tx, tag, item, report), "nextSteps": _CLAIMED_STEPS, "claimed": True, "lease": lease}
+        return None
+    item = choice[1] if choice[1] is not None else choice[0]
+    lease = item.get("lease")
+    return item_key(choice), (dict(lease) if isinstance(lease, dict) else None)
+
+
+def lease_until(agent: str, now: float | datetime, lease_seconds: int) -> dict:
+    return {"agent": agent, "expiresAt": _iso(_seconds(now) + lease_seconds)}
+
+
+def item_key(choice: Item) -> str:
+    task, sub = choice
+    return str(task["id"]) if sub is None else f"{task['id']}.{sub['id']}"
+
+
+def _choose(tasks: list[dict], agent: str, at: float, exclude: frozenset[str]) -> Item | None:
+    own, taken = _leases(tasks, agent, at)
+    if own is not None:
+        return own
+    if not exclude:
+        return find_next(tasks, taken)
+    return find_next(tasks, lambda task, sub: taken(task, sub) or item_key((task, sub)) in exclude)
 
 
 def live_holder(item: dict, at: float) -> str | None:

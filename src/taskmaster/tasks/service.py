@@ -27,8 +27,9 @@ from typing import TypeVar
 
 from ..crdt import HLC, Doc, decode, encode, merge
 from ..crdt.doc import DELETED, latest
-from ..crdt.taskdoc import fields_delta, fields_view, task_delta, tombstone, view
+from ..crdt.taskdoc import fields_delta, fields_view, task_delta, tombstone, tombstone_task, view
 from ..storage import Store, doc_key, project_prefix, split_doc_key
+from .repair import plan_repairs
 from .state import MASTER, ProjectTx, ProjectView, TagState, TagWork, new_uid
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,19 @@ class TaskService:
         await self.store.durable()
         return list(changed)
 
+    async def repair(self, root: str, tag: str) -> list[dict]:
+        """Repair what concurrent writes on two sides of a partition broke in a tag (duplicate ids,
+        cycles, a subtask under a deleted task); returns the repair records. The repairs are a pure
+        function of the documents, stamped alike everywhere, so replicas doing it agree byte for byte."""
+        docs = {split_doc_key(k)[2]: decode(v) for k, v in self.store.scan(doc_key(root, tag, ""))}
+        deltas, records = plan_repairs(docs)
+        if deltas:
+            changed = await self.apply_remote([(doc_key(root, tag, d), encode(x)) for d, x in deltas.items()])
+            if changed and self.replicate is not None:
+                await self.replicate({k: self.store.get(k) for k in changed})
+            log.warning("repaired %s tag %r: %s", root, tag, records)
+        return records
+
     def _commit(self, project: Project, tx: ProjectTx) -> dict[bytes, bytes]:
         """Write what `tx` changed (not yet durable); returns the written documents, encoded."""
         ts, node = self.hlc.now(), self.hlc.node
@@ -311,8 +325,8 @@ class TaskService:
             else:
                 d.set("report", w.report, ts, node)
             yield tag, REPORT_DOC, d
-        for uid in w.removed:
-            yield tag, TASK_PREFIX + uid, tombstone(ts, node)
+        for uid in w.removed:  # with the subtasks it has, so one added concurrently shows up (repair.py)
+            yield tag, TASK_PREFIX + uid, tombstone_task(self._stored(project, tag, TASK_PREFIX + uid, reads), ts, node)
         added = {id(t) for t in w.added}
         for task in w.touched.values():
             uid = w.uid[id(task)]

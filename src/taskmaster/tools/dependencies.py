@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..tasks import dependencies
+from ..tasks import dependencies, repair
 from . import checks
 from .registry import ToolContext, tool
 
@@ -22,7 +22,9 @@ async def remove_dependency(ctx: ToolContext, args: dict):
 @tool("validate_dependencies")
 async def validate_dependencies(ctx: ToolContext, args: dict):
     view = ctx.service.view(ctx.root)
-    return dependencies.validate_dependencies(view, view.resolve_tag(args.get("tag")))
+    tag = view.resolve_tag(args.get("tag"))
+    # Beside the issues, the repairs made after partitions (recorded in the tasks' metadata).
+    return {**dependencies.validate_dependencies(view, tag), "repairs": repair.recorded_repairs(view, tag)}
 
 
 @tool("fix_dependencies")

@@ -53,6 +53,9 @@ class ToolContext:
     quorum: Callable[[], str | None] | None = None
     """In a cluster: None if a majority of the call's replicas is reachable, else why not (for
     decisions that must not be taken twice, like a claim)."""
+    grant: Callable[[str, str, str, dict | None], Awaitable[str | None]] | None = None
+    """In a cluster: grant(item, agent, expiresAt, lease seen on it) asks a majority of the tag's
+    replicas to promise the item to the agent; None when they did, else why not."""
 
 
 @dataclass

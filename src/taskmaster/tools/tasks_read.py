@@ -30,12 +30,43 @@ async def get_task(ctx: ToolContext, args: dict):
 async def next_task(ctx: ToolContext, args: dict):
     report = _report_file(ctx.root, args["complexityReport"])[1] if args.get("complexityReport") else None
     if args.get("claim"):
-        now = time.time()
-        return await ctx.service.write(ctx.root, lambda tx: claims.claim_next(
-            tx, tx.resolve_tag(args.get("tag")), args.get("agent"), now, args["leaseSeconds"], report,
-            ctx.quorum))
+        return await _claim(ctx, args, report)
     view = ctx.service.view(ctx.root)
     return next_task_mod.next_task(view, view.resolve_tag(args.get("tag")), report)
+
+
+async def _claim(ctx: ToolContext, args: dict, report: dict | None) -> dict:
+    """In a cluster the chosen item is first granted by a majority of the tag's replicas; an item
+    they refuse is held by an agent this coordinator has not heard of, so the next one is tried."""
+    agent, seconds, now = args.get("agent"), args["leaseSeconds"], time.time()
+    if ctx.grant is None:
+        return await _claim_write(ctx, args, report, now)
+    exclude: frozenset[str] = frozenset()
+    for _ in range(CLAIM_ATTEMPTS):
+        view = ctx.service.view(ctx.root)
+        tag = view.resolve_tag(args.get("tag"))
+        claims.check_claim(view, tag, agent, seconds)
+        claims.require_quorum(ctx.quorum)
+        pick = claims.choose_claim(view, tag, agent, now, exclude)
+        if pick is None:
+            break
+        item, seen = pick
+        if await ctx.grant(item, agent, claims.lease_until(agent, now, seconds)["expiresAt"], seen) is None:
+            try:
+                return await _claim_write(ctx, args, report, now, item)
+            except claims.ClaimMoved:
+                continue
+        exclude |= {item}
+    return claims.nothing_claimed(view, tag)
+
+
+def _claim_write(ctx: ToolContext, args: dict, report: dict | None, now: float, only: str | None = None):
+    return ctx.service.write(ctx.root, lambda tx: claims.claim_next(
+        tx, tx.resolve_tag(args.get("tag")), args.get("agent"), now, args["leaseSeconds"], report, ctx.quorum,
+        only))
+
+
+CLAIM_ATTEMPTS = 5  # items tried before answering that nothing can be claimed
 
 
 @tool("complexity_report")

@@ -1,4 +1,5 @@
-"""Node-to-node RPC on real loopback sockets: replies, the three kinds of failure, keys, garbage."""
+"""Node-to-node RPC on real loopback sockets (replies, the three kinds of failure, keys, garbage), and
+the durable tables replication keeps beside the documents: hints and claim grants."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from taskmaster.cluster.faults import Faults
 from taskmaster.cluster.rpc import Indeterminate, RemoteError, Rpc, Unreachable
+from taskmaster.replication.grants import Grants
 from taskmaster.replication.hints import Hints
 from taskmaster.storage import Store
 from taskmaster.transport.auth import Keyring
@@ -164,3 +166,28 @@ def test_faults_name_the_isolated_peers():
     assert not faults.blocks("a")
     faults.isolate(["a", "b"])
     assert faults.blocks("a") and not faults.blocks("c") and not faults.blocks(None)
+
+
+def test_a_grant_stands_against_other_agents_until_it_expires_is_known_to_have_ended_or_is_released(tmp_path):
+    now = [1_000_000.0]
+    store = Store(str(tmp_path / "db"))
+    grants = Grants(store, clock=lambda: now[0])
+    p, until = b"d\x00/p\x00work\x00", "1970-01-12T13:47:00.000Z"  # 1,000,020 s: 20 s from now
+    assert grants.grant(p, "5", "alice", until, None)
+    assert not grants.grant(p, "5", "bob", "1970-01-12T13:48:00.000Z", None), "alice holds it"
+    assert not grants.grant(p, "5", "bob", until, {"agent": "alice", "expiresAt": "1970-01-12T13:46:50.000Z"})
+    assert grants.grant(p, "5", "alice", until, None), "the holder renews"
+    assert grants.grant(p, "6", "bob", until, None), "other items are free"
+    store.close()
+    store = Store(str(tmp_path / "db"))  # promises survive a restart
+    grants = Grants(store, clock=lambda: now[0])
+    assert len(grants) == 2 and not grants.grant(p, "5", "bob", until, None)
+    assert grants.grant(p, "5", "bob", until, {"agent": "alice", "expiresAt": until}), \
+        "the asker saw alice's lease on the task, and that it ended"
+    grants.release(p, "5", "alice")  # not alice's any more: nothing happens
+    assert not grants.grant(p, "5", "carol", until, None)
+    grants.release(p, "5", "bob")
+    assert grants.grant(p, "5", "carol", until, None)
+    now[0] += 21
+    assert grants.grant(p, "6", "dave", "1970-01-12T13:48:00.000Z", None), "bob's grant expired"
+    store.close()
