@@ -197,6 +197,8 @@ async def test_a_restarted_node_that_cannot_rejoin_keeps_its_ring_and_hints_its_
         for k in range(3):
             await add(c.client(0), root, f"t{k}")
         await c.wait_converged([master(root)], timeout=10)
+        for i in (0, 1):  # the others do not reach it either (they would probe it back into the cluster)
+            await c.isolate(i, ["n2"])
         c.nodes[2].signal(signal.SIGKILL)
         c.nodes[2].wait()
         with socket.socket() as s:
@@ -209,7 +211,8 @@ async def test_a_restarted_node_that_cannot_rejoin_keeps_its_ring_and_hints_its_
         assert body["replicas"] == 1, "one durable copy, said so; the others get hints"
         ring = (await c.get(2, "/cluster"))["ring"]
         assert ring["members"] == ["n0", "n1", "n2"] and ring["hints_pending"] >= 1
-        # The others reconnect to it (memberlist's reconnect of dead members) and the hints flow.
+        # Healed, the others reconnect to it (memberlist's reconnect of dead members) and the hints flow.
+        await c.heal()
         await c.wait_members({"n0": "alive", "n1": "alive", "n2": "alive"}, timeout=60)
         await c.wait_converged([master(root)], timeout=20)
         assert "written alone" in await titles(c.client(0), root)
