@@ -69,10 +69,9 @@ class NodeProcess(Daemon):
             self._close_log()
             raise
         self._log.write(f"==== chaos: ready in {self.ready_seconds:.2f} s\n")
-        self._drains = [threading.Thread(target=self._drain, args=(s,), daemon=True)
-                        for s in (self.proc.stdout, self.proc.stderr)]
-        for t in self._drains:
-            t.start()
+        # Daemon.start drains stderr through _drain (into the log file); stdout is drained here.
+        self._drains = [threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True)]
+        self._drains[0].start()
         return self
 
     def _drain(self, stream) -> None:

@@ -8,7 +8,9 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -23,6 +25,7 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
         self.url = self.name = self.gossip = ""
         self.ready_seconds = 0.0
+        self.log: deque[str] = deque(maxlen=10_000)  # its stderr, drained so it never blocks on a full pipe
 
     def command(self) -> list[str]:
         return [str(BIN / "taskmasterd"), "--data-dir", self.data_dir, "--http", "127.0.0.1:0",
@@ -40,7 +43,19 @@ class Daemon:
             raise RuntimeError(f"taskmasterd did not get ready: {line!r} {err}")
         self.ready_seconds = time.monotonic() - started
         self.name, self.url, self.gossip = m.groups()
+        threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
         return self
+
+    def _drain(self, stream) -> None:
+        try:
+            for text in iter(stream.readline, ""):
+                self.log.append(text)
+        except (OSError, ValueError):  # closed under us: nothing more to read
+            pass
+
+    @property
+    def log_text(self) -> str:
+        return "".join(self.log)
 
     @property
     def base(self) -> str:

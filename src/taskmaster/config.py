@@ -42,6 +42,8 @@ class Config:
     """Request bodies above 1 MiB are refused with 413 before they are parsed."""
     tools: str | None = None
     """TASK_MASTER_TOOLS: core (default), standard, all, or a comma list of tool names."""
+    max_prd_bytes: int = 200_000
+    """parse_prd refuses a larger PRD with an error naming the input (models cannot take it anyway)."""
     allowed_origins: tuple[str, ...] = ()
     """Origins allowed besides loopback ones (the MCP spec's DNS-rebinding rule)."""
 
@@ -73,8 +75,9 @@ class Config:
     join_wait: float = 5.0
     """A node started with --join holds tool calls until it has joined, at most this long: a
     restarted node answering alone would number tasks apart from the cluster."""
-    antientropy_interval: float = 2.0
-    """Mean seconds between digest exchanges with a random peer."""
+    antientropy_interval: float | None = None
+    """Mean seconds between digest exchanges with a random peer; None: the profile's (lan 2 s,
+    local 0.5 s, wan 10 s), a few probe intervals, so a heal converges in about that time."""
 
     # Clocks
     hlc_max_offset_ms: int = 500

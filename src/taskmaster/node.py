@@ -35,6 +35,8 @@ from .transport.net import NetTransport
 
 log = logging.getLogger(__name__)
 
+ANTIENTROPY_INTERVAL = {"lan": 2.0, "local": 0.5, "wan": 10.0}  # seconds, by membership profile
+
 
 def _write_json(path: str, value) -> None:
     """Replace `path` atomically (a crash leaves the old file or the new one, never half of one)."""
@@ -115,7 +117,8 @@ class Node:
                                   apply=lambda docs: replicator.apply(docs),
                                   call=lambda peer, method, payload: replicator.call_peer(peer, method, payload))
         rcfg = ReplicationConfig(replicas=cfg.replicas, write_quorum=cfg.write_quorum,
-                                 put_timeout=cfg.put_timeout, antientropy_interval=cfg.antientropy_interval)
+                                 put_timeout=cfg.put_timeout,
+                                 antientropy_interval=cfg.antientropy_interval or ANTIENTROPY_INTERVAL[cfg.profile])
         replicator = self.replicator = Replicator(self.name, rcfg, service, self.rpc, Hints(store), Grants(store),
                                                   antientropy, self.metrics)
         self.rpc_port = await self.rpc.start(cfg.gossip_host, cfg.rpc_port)

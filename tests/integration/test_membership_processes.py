@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import threading
 import time
 
 import aiohttp
@@ -64,29 +63,7 @@ async def metric(http: aiohttp.ClientSession, d: Daemon, name: str, **labels: st
 
 
 class LoggedDaemon(Daemon):
-    """A Daemon whose log (stderr) a thread collects in `log`: a full pipe would block the daemon."""
-
-    def __init__(self, data_dir, *args: str):
-        super().__init__(data_dir, *args)
-        self.log: list[str] = []
-        self._reader: threading.Thread | None = None
-
-    def start(self, timeout: float = 15.0) -> LoggedDaemon:
-        super().start(timeout)
-        self._reader = threading.Thread(target=self._read_log, daemon=True)
-        self._reader.start()
-        return self
-
-    def _read_log(self) -> None:
-        try:
-            for text in iter(self.proc.stderr.readline, ""):
-                self.log.append(text)
-        except (OSError, ValueError):  # closed under us: nothing more to read
-            pass
-
-    @property
-    def log_text(self) -> str:
-        return "".join(self.log)
+    """A Daemon that can be stopped from any state a test leaves it in (its log is in `log`)."""
 
     def stop(self) -> None:
         """Stop it whatever a test left it in: frozen (SIGSTOP), killed or running."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from bisect import bisect_left, insort
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import TypeVar
@@ -247,7 +247,9 @@ class TaskService:
             changed = await self.apply_remote([(doc_key(root, tag, d), encode(x)) for d, x in deltas.items()])
             if changed and self.replicate is not None:
                 await self.replicate({k: self.store.get(k) for k in changed})
-            log.warning("repaired %s tag %r: %s", root, tag, records)
+            kinds = Counter(r["kind"] for r in records)
+            log.warning("repaired %s tag %r after a merge: %s (recorded in the tasks' metadata.repairs)",
+                        root, tag, ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
         return records
 
     def _commit(self, project: Project, tx: ProjectTx) -> dict[bytes, bytes]:
