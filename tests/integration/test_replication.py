@@ -259,3 +259,20 @@ async def test_invariants_broken_on_two_sides_of_a_partition_are_repaired_visibl
         assert kinds == {"duplicate-id", "cycle", "deleted-parent"}, kinds
         report = (await c.client(1).call("validate_dependencies", projectRoot=root))["data"]
         assert {r["kind"] for r in report["repairs"]} == kinds
+
+
+async def test_replicas_all_keeps_a_full_copy_everywhere_and_w_is_clamped_to_n(tmp_path):
+    root = str(tmp_path / "project")
+    async with Cluster(tmp_path / "all", 4, "--replicas", "all") as c:
+        body = await add(c.client(3), root, "everywhere")
+        assert body["replicas"] >= 2
+        await c.wait_converged([master(root)], replicas=None, timeout=10)
+        assert all(master(root).hex() in d for d in await c.digests())
+    async with Cluster(tmp_path / "two", 4, "--replicas", "2", "--write-quorum", "5") as c:
+        for k in range(3):
+            assert (await add(c.client(k), root, f"t{k}"))["replicas"] == 2, "W is clamped to N"
+        await c.wait_converged([master(root)], replicas=2, timeout=10)
+        holders = [i for i, d in enumerate(await c.digests()) if master(root).hex() in d]
+        owners = c.owners(master(root), 2)
+        coordinator_stand_ins = {[n.name for n in c.nodes].index(o) for o in owners}
+        assert set(holders) == coordinator_stand_ins, "only the tag's two owners hold its documents"

@@ -1,0 +1,23 @@
+"""taskmasterd's replication flags: --replicas N|all, --write-quorum W."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskmaster.daemon import parse_args
+
+
+def test_replicas_and_write_quorum():
+    assert parse_args([]).replicas == 3 and parse_args([]).write_quorum == 2
+    assert parse_args(["--replicas", "all"]).replicas is None
+    assert parse_args(["--replicas", "5", "--write-quorum", "3"]).replicas == 5
+
+
+@pytest.mark.parametrize("argv", [["--replicas", "0"], ["--replicas", "many"], ["--write-quorum", "0"],
+                                  ["--write-quorum", "x"]])
+def test_bad_replication_flags_are_refused_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse_args(argv)
+    assert exc.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]  # after argparse's usage lines
+    assert message.startswith("taskmasterd: error:") and argv[0] in message, message
