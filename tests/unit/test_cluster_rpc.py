@@ -191,3 +191,23 @@ def test_a_grant_stands_against_other_agents_until_it_expires_is_known_to_have_e
     now[0] += 21
     assert grants.grant(p, "6", "dave", "1970-01-12T13:48:00.000Z", None), "bob's grant expired"
     store.close()
+
+
+async def test_a_receipt_tells_a_silent_peer_from_a_slow_handler():
+    server, addr = await serving()
+    client = Rpc("client")
+
+    async def silent(reader, writer):  # accepts and reads, never answers: a blackholed peer
+        await reader.read()
+
+    hole = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        assert await client.call("server", addr, "slow", 0.5, 5, receipt_within=0.2) == "late"
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(Indeterminate, match="no receipt"):
+            await client.call("hole", hole.sockets[0].getsockname(), "echo", 1, 30, receipt_within=0.2)
+        assert asyncio.get_running_loop().time() - started < 2, "not the call's own 30 s"
+    finally:
+        hole.close()
+        await client.close()
+        await server.close()

@@ -3,8 +3,12 @@
 A frame is a 4-byte big-endian length and a body; the body is msgpack, sealed with the cluster key
 (AES-GCM, transport/auth.py) when the cluster has one, so RPC is as closed as gossip (promise 4).
 
-    request  [0, id, sender, method, payload]
+    request  [0, id, sender, method, payload, wants_receipt]
+    receipt  [2, id, true, null]          sent on arrival, when the request asked for one
     reply    [1, id, ok, result | error message]
+
+A receipt lets a caller whose request may run long (a forwarded tool call) tell within a short
+deadline whether the peer is there at all: a blackholed peer leaves it to wait for nothing.
 
 Failures come in three kinds, because the caller's next step differs:
   Unreachable     nothing was sent: safe to send the same request elsewhere
@@ -32,7 +36,7 @@ log = logging.getLogger("taskmaster.rpc")
 
 Handler = Callable[[str, Any], Awaitable[Any]]
 _HEADER = struct.Struct(">I")
-_REQUEST, _REPLY = 0, 1
+_REQUEST, _REPLY, _RECEIPT = 0, 1, 2
 
 
 class RpcError(Exception):
@@ -65,6 +69,7 @@ class _Connection:
     def __init__(self, rpc: Rpc, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.rpc, self.writer = rpc, writer
         self.pending: dict[int, asyncio.Future] = {}
+        self.receipts: dict[int, asyncio.Future] = {}
         self.closed = False
         self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
 
@@ -73,6 +78,11 @@ class _Connection:
             while True:
                 body = await _read_frame(reader, self.rpc.max_frame)
                 kind, rid, ok, value = self.rpc._open(body)
+                if kind == _RECEIPT:
+                    receipt = self.receipts.pop(rid, None)
+                    if receipt is not None and not receipt.done():
+                        receipt.set_result(None)
+                    continue
                 fut = self.pending.pop(rid, None)
                 if kind == _REPLY and fut is not None and not fut.done():
                     if ok:
@@ -131,13 +141,16 @@ class Rpc:
 
     def _open(self, body: bytes) -> list:
         msg = _unpack(self.keyring.open(body) if self.keyring else body)
-        if not isinstance(msg, list) or len(msg) not in (4, 5):
+        if not isinstance(msg, list) or len(msg) not in (4, 6):
             raise ValueError("malformed rpc frame")
         return msg
 
     # ---- client ----------------------------------------------------------------------------------
-    async def call(self, peer: str, addr: Address, method: str, payload: Any, timeout: float) -> Any:
-        """Call `method` on `peer` at `addr`; raises Unreachable, Indeterminate or RemoteError."""
+    async def call(self, peer: str, addr: Address, method: str, payload: Any, timeout: float,
+                   receipt_within: float | None = None) -> Any:
+        """Call `method` on `peer` at `addr`; raises Unreachable, Indeterminate or RemoteError.
+        With `receipt_within`, a peer that does not confirm the request's arrival by then makes it
+        Indeterminate at once, whatever `timeout` allows the call itself."""
         self.stats["calls"] += 1
         if self.faults.blocks(peer):
             self.faults.dropped += 1
@@ -150,10 +163,18 @@ class Rpc:
                 fut = asyncio.get_running_loop().create_future()
                 conn.pending[rid] = fut
                 try:
-                    conn.send(self._seal([_REQUEST, rid, self.name, method, payload]))
+                    conn.send(self._seal([_REQUEST, rid, self.name, method, payload, receipt_within is not None]))
+                    if receipt_within is not None:
+                        arrived = conn.receipts[rid] = asyncio.get_running_loop().create_future()
+                        try:
+                            await asyncio.wait_for(asyncio.shield(arrived), receipt_within)
+                        except TimeoutError:
+                            raise Indeterminate(f"{peer}: no receipt for {method} within "
+                                                f"{receipt_within:g}s") from None
                     return await fut
                 finally:
                     conn.pending.pop(rid, None)
+                    conn.receipts.pop(rid, None)
         except TimeoutError:
             self.stats["failed"] += 1
             raise Indeterminate(f"{peer}: no answer to {method} within {timeout:g}s") from None
@@ -196,13 +217,16 @@ class Rpc:
             while True:
                 body = await _read_frame(reader, self.max_frame)
                 try:
-                    kind, rid, sender, method, payload = self._open(body)
+                    kind, rid, sender, method, payload, wants_receipt = self._open(body)
                 except (ValueError, AuthError, TypeError, msgpack.UnpackException):
                     self.stats["dropped"] += 1
                     return  # not one of us (or garbage): hang up
                 if kind != _REQUEST or self.faults.blocks(sender):
                     self.stats["dropped"] += 1
                     continue
+                if wants_receipt:
+                    receipt = self._seal([_RECEIPT, rid, True, None])
+                    writer.write(_HEADER.pack(len(receipt)) + receipt)
                 task = asyncio.get_running_loop().create_task(self._answer(writer, rid, sender, method, payload))
                 self._serving.add(task)
                 task.add_done_callback(self._serving.discard)

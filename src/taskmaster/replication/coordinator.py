@@ -93,6 +93,7 @@ class Replicator:
         self._outbox: dict[bytes, _Flight] = {}  # per partition: the batch gathering for the next flight
         self._flying: set[bytes] = set()  # partitions with a batch on its way
         self._repairing: set[bytes] = set()  # partitions with an invariant check scheduled
+        self._silent: dict[str, tuple[float, float]] = {}  # peer -> (skipped until, backoff): see _went_silent
         self._wake_handoff = asyncio.Event()
         rpc.register("rep.put", self._on_put)
         rpc.register("tool.call", self._on_call)
@@ -165,6 +166,8 @@ class Replicator:
                     self.rpc.disconnect(self.addrs[name])
             back = alive_now - self.alive
             self.alive = alive_now
+            for name in back:
+                self._answered(name)
             self._fresh.clear()
             if back:
                 self._wake_handoff.set()
@@ -173,7 +176,20 @@ class Replicator:
 
     def reachable(self, name: str) -> bool:
         return name == self.name or (name in self.alive and name in self.addrs
-                                     and not self.rpc.faults.blocks(name))
+                                     and not self.rpc.faults.blocks(name)
+                                     and self._silent.get(name, (0.0, 0.0))[0] <= time.monotonic())
+
+    def _went_silent(self, name: str) -> None:
+        """A peer that let a call time out is skipped for a while, twice as long each time in a row
+        (up to 10 s): membership may still hold it alive (a partition hidden by a node that sees both
+        sides), and every write would otherwise wait out the timeout again. Its hints wait meanwhile."""
+        backoff = min(10.0, max(self.config.put_timeout, 2 * self._silent.get(name, (0.0, 0.0))[1]))
+        self._silent[name] = (time.monotonic() + backoff, backoff)
+        if name in self.addrs:
+            self.rpc.disconnect(self.addrs[name])
+
+    def _answered(self, name: str) -> None:
+        self._silent.pop(name, None)
 
     def preference(self, partition: bytes) -> list[str]:
         pref = self._prefs.get(partition)
@@ -230,12 +246,14 @@ class Replicator:
                 self.stats["forwarded"] += 1
                 return await self.rpc.call(peer, self.addrs[peer], "tool.call",
                                            {"name": name, "arguments": arguments, "root": root, "tag": tag,
-                                            "strict": strict}, self.config.call_timeout)
+                                            "strict": strict}, self.config.call_timeout,
+                                           receipt_within=self.config.put_timeout)
             except Unreachable as e:
                 if strict:
                     raise CallFailed(f"a claim is decided only by this tag's primary replica {peer}: {e}") from None
                 continue  # not sent: the next candidate may run it
             except Indeterminate as e:
+                self._went_silent(peer)
                 raise CallFailed(f"the coordinator {peer} did not answer; the call may or may not have "
                                  f"taken effect ({e})") from None
             except RemoteError as e:
@@ -427,7 +445,10 @@ class Replicator:
                                 self.config.put_timeout)
         except RpcError as e:
             log.debug("put to %s failed: %s", peer, e)
+            if isinstance(e, Indeterminate):
+                self._went_silent(peer)
             return False
+        self._answered(peer)
         if self.metrics is not None:
             self.metrics.replication_lag.observe(time.perf_counter() - started)
         return True
