@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.table import Table
 
 from . import checker, history, nemesis, report
-from .cluster import netem_problem, resolve_mode
 from .run import HarnessError, Options, run
 
 console = Console()
@@ -128,11 +127,6 @@ def run_one(a: argparse.Namespace) -> int:
 
 def battery(a: argparse.Namespace) -> int:
     classes = a.nemeses
-    problem = ("it needs netns mode" if resolve_mode(a.mode) != "netns" else netem_problem()) \
-        if "packet" in classes else None
-    if problem:
-        classes = tuple(c for c in classes if c != "packet")
-        console.print(f"packet faults left out of this battery: {problem}")
     sets = [(c,) for c in classes] + ([classes] if len(classes) > 1 else [])
     out = a.out or Path("chaos-runs") / f"battery-{_stamp()}"
     rows = []

@@ -4,7 +4,8 @@ Two modes. `netns` (root with iproute2): each node runs in its own network names
 (tests/netns.py), partitions are blackhole routes and packet faults are `tc netem` on the node's
 link. `loopback` (anyone): nodes share 127.0.0.1 and a partition is the daemons' own fault
 injection (POST /admin/faults: a node drops gossip and RPC to the peers it is told to isolate; set
-on both sides). Either way each node keeps its name, data dir and ports for the whole run, so a
+on both sides). Where `tc netem` is missing (loopback mode, or a kernel without sch_netem), packet
+loss and delay are the daemon's too (POST /admin/faults {"loss", "delayMs"}). Either way each node keeps its name, data dir and ports for the whole run, so a
 restarted node comes back where its peers expect it.
 
 Process actions block for up to a second (a restart waits for the ready line), so the async methods
@@ -123,6 +124,7 @@ class Cluster:
         self.state: list[str] = []
         self.cut: set[tuple[int, int]] = set()
         self.netem_on: set[int] = set()
+        self._netem: bool | None = None  # whether tc netem works here (found out when first needed)
         self.addresses: list[tuple[str, int, int]] = []  # (host, http port, gossip port)
         self._missed: set[int] = set()  # loopback: nodes that missed an isolation update
         self._locks: list[asyncio.Lock] = []
@@ -235,17 +237,39 @@ class Cluster:
         else:
             await self._push_isolation(range(self.size))
 
+    @property
+    def packet_faults(self) -> str:
+        """How packet loss and delay are applied here: "tc netem" or "injected by the daemons"."""
+        if self._netem is None:
+            self._netem = self.hosts is not None and netem_problem() is None
+        return "tc netem" if self._netem else "injected by the daemons"
+
     async def netem(self, i: int, loss: float, delay_ms: int) -> None:
-        if self.hosts is None:
-            raise RuntimeError("packet faults need netns mode")
-        await asyncio.to_thread(self._tc, i, "replace", "netem", "loss", f"{loss * 100:.0f}%",
-                                "delay", f"{delay_ms}ms", f"{delay_ms // 2}ms")
+        if self.packet_faults == "tc netem":
+            await asyncio.to_thread(self._tc, i, "replace", "netem", "loss", f"{loss * 100:.0f}%",
+                                    "delay", f"{delay_ms}ms", f"{delay_ms // 2}ms")
+        else:
+            await self._degrade(i, loss, delay_ms)
         self.netem_on.add(i)
 
     async def clear_netem(self, i: int) -> None:
-        if self.hosts is not None and i in self.netem_on:
-            await asyncio.to_thread(self._tc, i, "del")
+        if i in self.netem_on:
+            if self.packet_faults == "tc netem":
+                await asyncio.to_thread(self._tc, i, "del")
+            else:
+                await self._degrade(i, 0.0, 0)
         self.netem_on.discard(i)
+
+    async def _degrade(self, i: int, loss: float, delay_ms: int) -> None:
+        """The daemon's own loss and delay (a node not running has nothing to degrade; a new
+        process starts without)."""
+        async with aiohttp.ClientSession(timeout=ADMIN_TIMEOUT, headers=self.headers) as http, self._locks[i]:
+            if self.state[i] != UP:
+                return
+            async with http.post(self.base(i) + "/admin/faults", json={"loss": loss, "delayMs": delay_ms}) as r:
+                if r.status != 200:
+                    raise RuntimeError(f"{self.names[i]}: POST /admin/faults answered {r.status}: "
+                                       f"{(await r.text())[:200]}")
 
     def _tc(self, i: int, verb: str, *qdisc: str) -> None:
         link = f"{self.hosts.tag}p{i}"  # the host's end of its veth pair, as tests/netns.py names it

@@ -3,7 +3,8 @@
 Fault classes (Jepsen's `combined` nemesis, anchors §6.1): partitions (random halves, isolate one
 node, a bridge node that sees both sides, majorities ring), kill -9 then restart with the data dir
 kept or emptied, SIGSTOP/SIGCONT pause, clock skew (restart with `--test-clock-offset`), and packet
-loss and delay with `tc netem` (network namespaces only). Each class has its own on/off stream over
+loss and delay (`tc netem` in namespaces where it works, else the daemons' own injected loss and
+delay). Each class has its own on/off stream over
 the fault window, so classes overlap and combine; within a class faults never overlap. Every fault
 ends before the quiet tail of the run, and the final phase heals everything again regardless.
 
@@ -32,7 +33,6 @@ from typing import Protocol
 from .history import NemesisEvent
 
 CLASSES = ("partition", "kill", "pause", "clock", "packet")
-NETNS_ONLY = frozenset({"packet"})
 PROCESS_KINDS = frozenset({"kill", "kill-empty", "pause", "clock"})
 DOWN_KINDS = frozenset({"kill", "kill-empty", "pause"})
 # Generation order: kill last, so it sees every other fault when it checks the rules above.

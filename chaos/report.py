@@ -139,7 +139,9 @@ def markdown(report: dict) -> str:
              f"`{report['command']}`", "",
              f"{report['options']['nodes']} nodes ({report['mode']} mode), {report['options']['clients']} clients, "
              f"{report['options']['seconds']} s of workload, nemesis: {', '.join(report['options']['nemesis']) or 'none'}; "
-             f"{report['versions'].get('taskmasterd', '?')}.", "",
+             f"{report['versions'].get('taskmasterd', '?')}."
+             + (f" Packet faults: {report['capabilities']['packet faults']}."
+                if "packet faults" in report["capabilities"] else ""), "",
              "## Checks", "", "| check | result | summary |", "|---|---|---|"]
     lines += [f"| {c['name']} | {c['status']} | {_cell(c['summary'])} |" for c in report["checks"]]
     failing = [c for c in report["checks"] if c["status"] == "fail" and c["details"]]

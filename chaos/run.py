@@ -19,7 +19,7 @@ import aiohttp
 from tests.jsonrpc_client import McpHttp
 
 from . import checker, nemesis, report
-from .cluster import Cluster, daemon_flags, daemon_version, netem_problem, resolve_mode
+from .cluster import Cluster, daemon_flags, daemon_version, resolve_mode
 from .history import HistoryWriter, Op
 from .workload import SETUP_CLIENT, ClientState, run_call, run_client, setup_calls
 
@@ -136,6 +136,8 @@ async def _run(opts: Options) -> dict:
         cluster.close()
     checker.save_final(final, opts.out / "final.json")
     checks = checker.check(writer.history, final, faults)
+    if "packet" in opts.nemesis:
+        flags = {**flags, "packet faults": cluster.packet_faults}
     options = {"nodes": opts.nodes, "seconds": opts.seconds, "nemesis": list(opts.nemesis),
                "clients": opts.client_count, "replicas": opts.replicas or DEFAULT_REPLICAS,
                "write_quorum": opts.write_quorum, "op_timeout": opts.op_timeout,
@@ -148,10 +150,6 @@ async def _run(opts: Options) -> dict:
 
 
 def _refuse_unsupported(opts: Options, mode: str, flags: dict[str, bool]) -> None:
-    if "packet" in opts.nemesis:
-        problem = "it needs netns mode" if mode != "netns" else netem_problem()
-        if problem:
-            raise HarnessError(f"the packet nemesis (tc netem) cannot run: {problem}")
     if "clock" in opts.nemesis and not flags["--test-clock-offset"]:
         raise HarnessError("the clock nemesis needs taskmasterd --test-clock-offset, which this build lacks")
     for flag, value in (("--replicas", opts.replicas), ("--write-quorum", opts.write_quorum)):

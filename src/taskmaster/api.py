@@ -95,26 +95,34 @@ def build_app(node: Node) -> web.Application:
         return await _admin(request, mcp, run)
 
     async def faults(request: web.Request) -> web.Response:
-        """GET: the peers this node is cut off from. POST {"isolate": [names]}: cut it off from exactly
-        those peers ([] heals). For tests and the chaos harness: a partition sets it on both sides."""
+        """GET: the faults injected here. POST {"isolate": [names], "loss": 0..1, "delayMs": n}, each
+        key optional: cut this node off from exactly those peers ([] heals; a partition sets it on
+        both sides), and lose that fraction of its gossip packets and delay what it sends (what
+        `tc netem` does, where it is missing). For tests and the chaos harness."""
         denied = mcp.guard(request)
         if denied is not None:
             return denied
         if request.method == "POST":
             try:
                 body = await request.json()
-                names = body["isolate"]
+                names = body.get("isolate", sorted(node.faults.isolated))
                 if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                     raise ValueError
-            except (ValueError, KeyError, TypeError):
-                return web.json_response({"error": 'body must be {"isolate": ["node name", ...]}'}, status=400)
+                loss, delay_ms = body.get("loss", node.faults.loss), body.get("delayMs", node.faults.delay * 1000)
+                if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (loss, delay_ms)):
+                    raise ValueError
+                node.faults.degrade(float(loss), delay_ms / 1000)
+            except (ValueError, AttributeError, TypeError):
+                return web.json_response({"error": 'body must be {"isolate": ["node name", ...], "loss": 0..1, '
+                                                   '"delayMs": 0..10000}'}, status=400)
             node.faults.isolate(names)
             if node.rpc is not None:
                 for name in names:  # connections already open would otherwise carry on
                     addr = node.replicator.addrs.get(name) if node.replicator else None
                     if addr is not None:
                         node.rpc.disconnect(addr)
-        return web.json_response({"isolate": sorted(node.faults.isolated)})
+        f = node.faults
+        return web.json_response({"isolate": sorted(f.isolated), "loss": f.loss, "delayMs": round(f.delay * 1000)})
 
     async def digest(request: web.Request) -> web.Response:
         """The digest root of every partition stored here: replicas agree when their roots do."""

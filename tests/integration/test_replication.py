@@ -276,3 +276,18 @@ async def test_replicas_all_keeps_a_full_copy_everywhere_and_w_is_clamped_to_n(t
         owners = c.owners(master(root), 2)
         coordinator_stand_ins = {[n.name for n in c.nodes].index(o) for o in owners}
         assert set(holders) == coordinator_stand_ins, "only the tag's two owners hold its documents"
+
+
+async def test_admin_faults_takes_loss_and_delay_and_refuses_bad_bodies(tmp_path):
+    async with Cluster(tmp_path, 2) as c:
+        url = c.nodes[1].base + "/admin/faults"
+        async with c.http.post(url, json={"loss": 0.5, "delayMs": 250}) as r:
+            assert r.status == 200 and await r.json() == {"isolate": [], "loss": 0.5, "delayMs": 250}
+        for bad in ({"loss": 2}, {"delayMs": "slow"}, {"isolate": "n0"}, ["n0"], {"loss": True}):
+            async with c.http.post(url, json=bad) as r:
+                assert r.status == 400 and "loss" in (await r.json())["error"]
+        assert await c.get(1, "/admin/faults") == {"isolate": [], "loss": 0.5, "delayMs": 250}
+        async with c.http.post(url, json={"isolate": ["n0"]}) as r:  # one aspect at a time
+            assert await r.json() == {"isolate": ["n0"], "loss": 0.5, "delayMs": 250}
+        async with c.http.post(url, json={"isolate": [], "loss": 0, "delayMs": 0}) as r:
+            assert await r.json() == {"isolate": [], "loss": 0.0, "delayMs": 0}

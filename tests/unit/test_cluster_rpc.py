@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 
 import pytest
@@ -209,5 +210,31 @@ async def test_a_receipt_tells_a_silent_peer_from_a_slow_handler():
         assert asyncio.get_running_loop().time() - started < 2, "not the call's own 30 s"
     finally:
         hole.close()
+        await client.close()
+        await server.close()
+
+
+def test_injected_loss_and_delay_are_bounded_and_seeded():
+    faults = Faults(random.Random(7))
+    assert not faults.lost() and faults.lag() == 0.0
+    faults.degrade(0.25, 0.1)
+    lost = sum(faults.lost() for _ in range(4000))
+    assert 800 < lost < 1200 and faults.dropped == lost
+    assert all(0.1 <= faults.lag() <= 0.15 for _ in range(100))
+    for loss, delay in ((-0.1, 0), (1.5, 0), (0.1, 11)):
+        with pytest.raises(ValueError):
+            faults.degrade(loss, delay)
+    assert (faults.loss, faults.delay) == (0.25, 0.1), "a refused change changes nothing"
+
+
+async def test_a_delayed_node_delays_its_calls():
+    server, addr = await serving()
+    client = Rpc("client")
+    client.faults.degrade(0.0, 0.2)
+    try:
+        started = asyncio.get_running_loop().time()
+        await client.call("server", addr, "echo", 1, 5)
+        assert asyncio.get_running_loop().time() - started >= 0.2
+    finally:
         await client.close()
         await server.close()

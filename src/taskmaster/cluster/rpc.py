@@ -158,6 +158,9 @@ class Rpc:
             raise Unreachable(f"{peer}: isolated by an injected fault")
         try:
             async with asyncio.timeout(timeout):
+                lag = self.faults.lag()
+                if lag:
+                    await asyncio.sleep(lag)
                 conn = await self._connection(peer, addr)
                 rid = next(self._ids)
                 fut = asyncio.get_running_loop().create_future()
