@@ -185,10 +185,16 @@ def test_a_grant_stands_against_other_agents_until_it_expires_is_known_to_have_e
     assert len(grants) == 2 and not grants.grant(p, "5", "bob", until, None)
     assert grants.grant(p, "5", "bob", until, {"agent": "alice", "expiresAt": until}), \
         "the asker saw alice's lease on the task, and that it ended"
-    grants.release(p, "5", "alice")  # not alice's any more: nothing happens
+    grants.release(p, "5", "alice", until)  # not alice's any more: nothing happens
     assert not grants.grant(p, "5", "carol", until, None)
-    grants.release(p, "5", "bob")
+    grants.release(p, "5", "bob", until)
     assert grants.grant(p, "5", "carol", until, None)
+    later = "1970-01-12T13:47:10.000Z"
+    assert grants.grant(p, "5", "carol", later, None)  # a renewal that will not reach a majority...
+    grants.release(p, "5", "carol", later)
+    assert not grants.grant(p, "5", "erin", until, {"agent": "carol", "expiresAt": later}), \
+        "...gives carol back the grant she had: her claim stands"
+    assert grants.grant(p, "5", "erin", until, {"agent": "carol", "expiresAt": until})
     now[0] += 21
     assert grants.grant(p, "6", "dave", "1970-01-12T13:48:00.000Z", None), "bob's grant expired"
     store.close()

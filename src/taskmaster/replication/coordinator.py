@@ -226,6 +226,8 @@ class Replicator:
         primary = self.primary(partition)
         if primary != self.name:
             return f"this tag's claims are decided by {primary or 'its first live replica'}, not {self.name}"
+        if partition not in self._fresh:
+            return f"{self.name} has not yet caught up with the tag's other replicas"
         return self.quorum_problem(partition)
 
     async def call(self, root: str, tag: str, name: str, arguments: Any,
@@ -289,9 +291,9 @@ class Replicator:
 
     async def _catch_up(self, partition: bytes) -> None:
         peers = [m for m in self.preference(partition) if m != self.name and self.reachable(m)]
-        if peers:
-            await asyncio.gather(*(self._exchange(p, [partition], self.config.catch_up_timeout) for p in peers))
-        self._fresh.add(partition)
+        done = await asyncio.gather(*(self._exchange(p, [partition], self.config.catch_up_timeout) for p in peers))
+        if all(done):  # else the next call tries again (and a claim is refused meanwhile)
+            self._fresh.add(partition)
 
     async def _gather_project(self, root: str) -> None:
         async def from_peer(peer: str) -> None:
@@ -335,7 +337,7 @@ class Replicator:
         for member in pref:
             if self.reachable(member) and member != self.name:
                 self._spawn(self._release(member, payload))
-        self.grants.release(partition, item, agent)
+        self.grants.release(partition, item, agent, expires_at)
         return f"only {granted} of the {len(pref)} replicas granted it (need {need})"
 
     async def _release(self, member: str, payload: dict) -> None:
@@ -352,8 +354,8 @@ class Replicator:
         return True
 
     async def _on_release(self, peer: str, payload: Any) -> None:
-        partition, item, agent, _, _ = _grant_request(payload)
-        self.grants.release(partition, item, agent)
+        partition, item, agent, expires_at, _ = _grant_request(payload)
+        self.grants.release(partition, item, agent, expires_at)
 
     # ---- writes --------------------------------------------------------------------------------------
     async def replicate(self, changes: dict[bytes, bytes]) -> int:
@@ -520,18 +522,22 @@ class Replicator:
         return [p for p in self.service.store.digest.partitions() if peer in self.preference(p)]
 
     async def _exchange(self, peer: str, partitions: list[bytes] | None = None,
-                        timeout: float | None = None) -> None:
+                        timeout: float | None = None) -> bool:
+        """Compare and repair the partitions shared with `peer`; False if the exchange failed."""
         parts = self.shared_partitions(peer) if partitions is None else partitions
-        if not parts or not self.reachable(peer):
-            return
+        if not parts:
+            return True
+        if not self.reachable(peer):
+            return False
         try:
             async with asyncio.timeout(timeout or self.config.call_timeout):
                 result = await self.antientropy.exchange(peer, parts)
         except (RpcError, TimeoutError, ValueError) as e:
             log.debug("anti-entropy with %s failed: %s", peer, e)
-            return
+            return False
         self.stats["antientropy_rounds"] += 1
         self.stats["docs_repaired"] += result.docs_changed_here + result.docs_sent
+        return True
 
     async def call_peer(self, peer: str, method: str, payload: Any) -> Any:
         """What anti-entropy calls a peer with."""

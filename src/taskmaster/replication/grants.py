@@ -38,6 +38,7 @@ class Grants:
     def __init__(self, store: Store, clock=time.time):
         self.store, self._clock = store, clock
         self._held: dict[bytes, tuple[str, str]] = {}
+        self._replaced: dict[tuple[bytes, str], tuple[str, str]] = {}  # renewals' predecessors (in memory)
         self._granted = 0
         for key, value in store.scan(GRANT):
             agent, expires_at = msgpack.unpackb(value)
@@ -55,15 +56,24 @@ class Grants:
         held = self._held.get(key)
         if held is not None and held[0] != agent and _expiry(held[1]) > self._clock() and not _is(seen, held):
             return False
+        if held is not None and held[0] == agent:
+            self._replaced[(key, expires_at)] = held  # a renewal: what a failed one must give back
         self._held[key] = (agent, expires_at)
         self.store.write({key: msgpack.packb([agent, expires_at])})
         self._forget_expired()
         return True
 
-    def release(self, partition: bytes, item: str, agent: str) -> None:
-        """Withdraw `agent`'s grant (its claim did not reach a majority)."""
+    def release(self, partition: bytes, item: str, agent: str, expires_at: str) -> None:
+        """Withdraw the grant made for `agent` until `expires_at` (its claim did not reach a
+        majority). A renewal that fails gives the agent back the grant it had: its claim stands."""
         key = GRANT + partition + b"\x00" + item.encode()
-        if self._held.get(key, ("",))[0] == agent:
+        if self._held.get(key) != (agent, expires_at):
+            return
+        previous = self._replaced.pop((key, expires_at), None)
+        if previous is not None and _expiry(previous[1]) > self._clock():
+            self._held[key] = previous
+            self.store.write({key: msgpack.packb(list(previous))})
+        else:
             del self._held[key]
             self.store.write({key: None})
 
@@ -75,5 +85,6 @@ class Grants:
         gone = [k for k, (_, expires_at) in self._held.items() if _expiry(expires_at) <= now]
         for key in gone:
             del self._held[key]
+        self._replaced = {k: v for k, v in self._replaced.items() if _expiry(k[1]) > now}
         if gone:
             self.store.write(dict.fromkeys(gone))
