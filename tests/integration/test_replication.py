@@ -291,3 +291,30 @@ async def test_admin_faults_takes_loss_and_delay_and_refuses_bad_bodies(tmp_path
             assert await r.json() == {"isolate": ["n0"], "loss": 0.5, "delayMs": 250}
         async with c.http.post(url, json={"isolate": [], "loss": 0, "delayMs": 0}) as r:
             assert await r.json() == {"isolate": [], "loss": 0.0, "delayMs": 0}
+
+
+async def test_a_stale_write_from_a_coordinator_resumed_after_a_pause_is_repaired(tmp_path):
+    root = str(tmp_path / "project")
+    async with Cluster(tmp_path, 3) as c:
+        for k in range(3):
+            await add(c.client(0), root, f"t{k}")
+        victim = [n.name for n in c.nodes].index(c.owners(master(root))[0])
+        other = (victim + 1) % 3
+        c.nodes[victim].signal(signal.SIGSTOP)
+        try:
+            stale = asyncio.create_task(add(c.client(victim), root, "from the paused coordinator"))
+            await c.wait_members({c.nodes[victim].name: "dead"}, among=[other], timeout=30)
+            assert (await add(c.client(other), root, "from the new coordinator"))["data"]["taskId"] == 4
+        finally:
+            c.nodes[victim].signal(signal.SIGCONT)
+        assert (await stale)["data"]["taskId"] == 4, "it answered from what it knew before the pause"
+        deadline = time.monotonic() + 30
+        while True:
+            tasks = (await c.client(other).call("get_tasks", projectRoot=root))["data"]["tasks"]
+            ids = [t["id"] for t in tasks]
+            if len(ids) == len(set(ids)) == 5:
+                break
+            assert time.monotonic() < deadline, f"duplicate ids never repaired: {ids}"
+            await asyncio.sleep(0.2)
+        renumbered = [t for t in tasks if (t.get("metadata") or {}).get("repairs")]
+        assert [r["kind"] for t in renumbered for r in t["metadata"]["repairs"]] == ["duplicate-id"]

@@ -60,6 +60,8 @@ class ReplicationConfig:
     repair_delay: float = 0.05
     """After documents from a peer change a tag: wait this long (the rest of a burst arrives), then
     check the tag's invariants once."""
+    repair_interval: float = 2.0
+    """And every this often, each tag this node coordinates that changed since its last check."""
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Replicator:
     def start(self) -> None:
         self._spawn(self._handoff_loop())
         self._spawn(self._antientropy_loop())
+        self._spawn(self._repair_loop())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -482,6 +485,26 @@ class Replicator:
                 self.stats["invariant_repairs"] += len(await self.service.repair(root, tag))
         finally:
             self._repairing.discard(partition)
+
+    async def _repair_loop(self) -> None:
+        """Tags this node coordinates whose documents changed since their last check are checked
+        again, however they changed: a stale write by a coordinator resumed after a pause arrives as
+        a plain put. After each check it waits ten times what the check cost, so a big tag under
+        heavy writes is not planned over and over."""
+        checked: dict[bytes, bytes] = {}
+        while True:
+            await asyncio.sleep(self.config.repair_interval)
+            digest = self.service.store.digest
+            for partition in digest.partitions():
+                root, tag = split_partition(partition)
+                if tag == PROJECT_TAG or root.startswith("~") or self.candidates(partition)[:1] != [self.name]:
+                    continue
+                if checked.get(partition) == digest.root(partition):
+                    continue
+                started = time.perf_counter()
+                self.stats["invariant_repairs"] += len(await self.service.repair(root, tag))
+                checked[partition] = digest.root(partition)
+                await asyncio.sleep(10 * (time.perf_counter() - started))
 
     # ---- hinted handoff --------------------------------------------------------------------------------
     async def _handoff_loop(self) -> None:
