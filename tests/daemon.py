@@ -26,6 +26,7 @@ class Daemon:
         self.url = self.name = self.gossip = ""
         self.ready_seconds = 0.0
         self.log: deque[str] = deque(maxlen=10_000)  # its stderr, drained so it never blocks on a full pipe
+        self._drainer: threading.Thread | None = None
 
     def command(self) -> list[str]:
         return [str(BIN / "taskmasterd"), "--data-dir", self.data_dir, "--http", "127.0.0.1:0",
@@ -43,7 +44,8 @@ class Daemon:
             raise RuntimeError(f"taskmasterd did not get ready: {line!r} {err}")
         self.ready_seconds = time.monotonic() - started
         self.name, self.url, self.gossip = m.groups()
-        threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
+        self._drainer = threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True)
+        self._drainer.start()
         return self
 
     def _drain(self, stream) -> None:
@@ -77,6 +79,8 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._drainer is not None:  # the log is complete once the process is gone
+            self._drainer.join(5)
         for stream in (self.proc.stdout, self.proc.stderr) if self.proc else ():
             stream.close()
 

@@ -75,8 +75,6 @@ class LoggedDaemon(Daemon):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self._reader is not None:
-            self._reader.join(5)
         super().stop()
 
 
