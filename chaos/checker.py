@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .history import History, Op, marker_in
 from .nemesis import DOWN_KINDS, Fault, reachable
-from .workload import MASTER
+from .workload import FINISHED, MASTER, prd_titles
 
 PASS, FAIL, NA, INFO = "pass", "fail", "n/a", "info"
 CREATES = ("add_task", "add_work", "add_subtask")
@@ -49,6 +49,7 @@ class FinalState:
     convergence_method: str = "digests"
     crashed: dict[str, int] = field(default_factory=dict)  # nodes that exited with no fault stopping them
     log_errors: dict[str, int] = field(default_factory=dict)  # error and traceback lines in each node's log
+    operations: dict[str, dict | None] | None = None  # operationId -> last status polled; None: not polled
 
 
 def save_final(final: FinalState, path: Path) -> None:
@@ -113,7 +114,7 @@ def check(history: History, final: FinalState, faults: list[Fault]) -> list[Chec
         _membership(final),
         _claims(history, final, faults),
         _invariants(final, readable),
-        _supervised(history),
+        _supervised(history, final, readable, indexes),
         _nemesis_applied(history, faults),
         _status_order(history, final, readable, indexes),
     ]
@@ -458,13 +459,58 @@ def _invariants(final: FinalState, readable: list[str]) -> Check:
 
 
 # ---- the rest -------------------------------------------------------------------------------------
-def _supervised(history: History) -> Check:
-    ops = [op for op in history.ops if op.tool in SUPERVISED_TOOLS]
+def _supervised(history: History, final: FinalState, readable: list[str], indexes: dict) -> Check:
+    """Every PRD requirement of a supervised parse is a task of the op's tag exactly once on every node:
+    never twice (a re-run after a runner died must find what its first run wrote), and present once the
+    operation completed. Operations that may have run without an acknowledgement are held to the
+    "never twice" half; those still running when the final phase gave up waiting are reported. Only
+    parse_prd is verifiable (its requirements carry the marker); other supervised tools fail, unverified."""
+    ops = [op for op in history.ops if op.tool in SUPERVISED_TOOLS and op.maybe_applied]
     if not ops:
         return Check("supervised_operations_exactly_once", NA, "no supervised operations in the history")
-    return Check("supervised_operations_exactly_once", FAIL,
-                 f"{len(ops)} supervised operations in the history, and this checker cannot verify them yet",
-                 {"operations": len(ops)})
+    polled = final.operations or {}
+    figures = dict.fromkeys(("acknowledged", "completed", "failed", "running", "unacknowledged",
+                             "duplicated", "missing"), 0)
+    figures["unverifiable"] = sum(op.tool != "parse_prd" for op in ops)
+    details = []
+    for op in ops:
+        if op.tool != "parse_prd":
+            continue
+        op_id = op.value.get("operationId") if op.outcome == "ok" else None
+        status = (polled.get(op_id) or {}).get("status") if op_id else None
+        if op_id is None:
+            figures["unacknowledged"] += 1
+        else:
+            figures["acknowledged"] += 1
+            figures[status if status in FINISHED else "running"] += 1
+        counts = {n: _titles_in(indexes[n], op.marker, op.args.get("tag")) for n in readable}
+        twice = {n: [t for t, k in c.items() if k > 1] for n, c in counts.items()}
+        absent = {n: [t for t in prd_titles(op.marker) if not c.get(t)] for n, c in counts.items()}
+        example = {"marker": op.marker, "operationId": op_id, "tag": op.args.get("tag"), "status": status}
+        if any(twice.values()):
+            figures["duplicated"] += 1
+            details.append({**example, "duplicated": {n: t for n, t in twice.items() if t}})
+        if status == "completed" and any(absent.values()):
+            figures["missing"] += 1
+            details.append({**example, "missing": {n: t for n, t in absent.items() if t}})
+        elif op_id and status not in FINISHED:
+            details.append({**example, "still_running": True, "error": (polled.get(op_id) or {}).get("error")})
+    bad = figures["duplicated"] + figures["missing"] + figures["unverifiable"]
+    return Check("supervised_operations_exactly_once", FAIL if bad else PASS,
+                 f"{figures['duplicated']} operations wrote a requirement twice and {figures['missing']} completed "
+                 f"ones lack one ({figures['acknowledged']} acknowledged: {figures['completed']} completed, "
+                 f"{figures['failed']} failed, {figures['running']} still running; "
+                 f"{figures['unacknowledged']} unacknowledged; {figures['unverifiable']} of tools this checker "
+                 "cannot verify)", figures, details[:DETAILS])
+
+
+def _titles_in(found: Index, mark: str, tag: str | None) -> dict[str, int]:
+    """How many tasks of `tag` carry each title marked `mark`."""
+    counts: dict[str, int] = defaultdict(int)
+    for item in found.markers.get(mark, ()):
+        if item.tag == tag and item.parent is None:
+            counts[(item.task.get("title") or "").strip()] += 1
+    return counts
 
 
 def _nemesis_applied(history: History, faults: list[Fault]) -> Check:

@@ -21,7 +21,7 @@ from tests.jsonrpc_client import McpHttp
 from . import checker, nemesis, report
 from .cluster import Cluster, daemon_flags, daemon_version, resolve_mode
 from .history import HistoryWriter, Op
-from .workload import SETUP_CLIENT, ClientState, run_call, run_client, setup_calls
+from .workload import SETUP_CLIENT, ClientState, run_call, run_client, settle_operations, setup_calls
 
 DEFAULT_REPLICAS = 3  # taskmasterd's default --replicas
 POLL = 0.5
@@ -128,7 +128,8 @@ async def _run(opts: Options) -> dict:
                 ClientState(c), opts.seed, cluster.names[c % opts.nodes], cluster.mcp_url(c % opts.nodes),
                 cluster.token, root, started, until, writer.op, opts.op_timeout)) for c in range(opts.client_count)]
             await asyncio.gather(nemesis.run_schedule(faults, cluster, started, writer.event), *clients)
-            final, phase = await _final_phase(http, cluster, root, opts, endpoints["/admin/digest"])
+            final, phase = await _final_phase(http, cluster, root, opts, endpoints["/admin/digest"],
+                                              writer.history.ops)
             phase["began_at"] = round(phase.pop("began") - started, 3)
             phase["last_heal_at"] = max((e.time for e in writer.history.events if e.action == "heal"), default=None)
     finally:
@@ -183,7 +184,7 @@ async def _setup(http: aiohttp.ClientSession, cluster: Cluster, root: str, opts:
 
 
 async def _final_phase(http: aiohttp.ClientSession, cluster: Cluster, root: str, opts: Options,
-                       have_digest: bool) -> tuple[checker.FinalState, dict]:
+                       have_digest: bool, ops: list[Op]) -> tuple[checker.FinalState, dict]:
     began = time.monotonic()
     crashed = cluster.crashed()  # before heal_all restarts them
     heal_actions = await cluster.heal_all()
@@ -197,6 +198,7 @@ async def _final_phase(http: aiohttp.ClientSession, cluster: Cluster, root: str,
         return None not in reads and len({checker.reads_fingerprint(r) for r in reads}) == 1
 
     membership_after = await _wait(lambda: _membership(http, cluster), opts.converge_timeout, began)
+    operations = await settle_operations([McpHttp(cluster.mcp_url(i), http, cluster.token) for i in range(n)], root, ops)
     converged_after = await _wait(converged, opts.converge_timeout, began)
     reads = await asyncio.gather(*(read_node(http, cluster, i, root) for i in range(n)))
     views = await asyncio.gather(*(_view(http, cluster, i) for i in range(n)))
@@ -205,7 +207,8 @@ async def _final_phase(http: aiohttp.ClientSession, cluster: Cluster, root: str,
         views=dict(zip(cluster.names, views, strict=True)),
         digests=await _digests(http, cluster) if have_digest else None, replicas=opts.expected_replicas,
         converged_after=converged_after, convergence_method="digests" if have_digest else "reads",
-        crashed=crashed, log_errors={n.node_name: log_errors(n.log_path) for n in cluster.nodes})
+        crashed=crashed, log_errors={n.node_name: log_errors(n.log_path) for n in cluster.nodes},
+        operations=operations)
     phase = {"began": began, "heal_actions": heal_actions, "converged_after": converged_after, "membership_after": membership_after,
              "convergence_method": final.convergence_method, "timeout": opts.converge_timeout}
     return final, phase

@@ -10,6 +10,11 @@ Every operation gets a unique marker ("[c3.17]"); creating writes carry it in th
 subtask titles, `description` of tags, whose names are unique per operation too), which is how the
 checker finds them in the final reads. Id-addressed writes record the markers of what they addressed.
 
+Supervised operations: now and then a client writes a small PRD whose numbered requirements carry
+the op's marker (the nodes share this machine's filesystem) and parses it with `async: true` into a
+fresh tag of its own; the answer's operationId goes into the history, and after the heal the final
+phase waits for every acknowledged operation to finish (`settle_operations`).
+
 Shared data: the `master` tag (everyone adds, nests, sets statuses, links dependencies). Each client
 moves only its own tasks, and only into its own `c<N>keep` tag; tag copies, renames and deletions
 touch only the client's own tags, whose tasks are copies, so no acknowledged task is deleted by
@@ -24,6 +29,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -38,13 +44,17 @@ WORK_TAG = "work"
 SETUP_CLIENT = -1
 WEIGHTS = {"add_task": 20, "add_subtask": 12, "set_status": 12, "add_dependency": 9, "remove_dependency": 5,
            "move_within": 4, "move_to_tag": 3, "add_tag": 3, "copy_tag": 2, "rename_tag": 2,
-           "delete_tag": 2, "claim": 12, "add_work": 5, "read": 5}
+           "delete_tag": 2, "claim": 12, "add_work": 5, "read": 5, "parse_prd": 2}  # parse_prd: ~1 in 50
 LEASES = (3, 5, 8)  # seconds; short, so that expiries happen within a run
 RELEASE_CHANCE = 0.7  # a holder marks its item done; otherwise it renews the claim
 REFUSED_BACKOFF = 0.2
 REFUSED = "connection refused"
 # Tool errors that say the call may have run anyway (a forwarded call whose coordinator went silent, an
 # exception past the point of writing): such an outcome is unknown, not a failure.
+PRD_PARTS = ("one", "two", "three")  # the requirements of a workload PRD, one task each
+OPERATION_WAIT = 30.0  # seconds the final phase waits for acknowledged operations to finish
+OPERATION_POLL = 0.5
+FINISHED = ("completed", "failed")
 INDETERMINATE = ("may or may not have taken effect", "failed the call", "internal error")
 
 
@@ -197,6 +207,10 @@ class ClientState:
         return Call("claim", "next_task", {"tag": WORK_TAG, "claim": True, "agent": self.agent,
                                            "leaseSeconds": _pick(list(LEASES), u1)}, m)
 
+    def _parse_prd(self, m: str, u0: float, u1: float, u2: float) -> Call:
+        return Call("parse_prd", "parse_prd", {"input": prd_path(m), "tag": f"c{self.client}p{self.seq - 1}",
+                                               "numTasks": str(len(PRD_PARTS)), "async": True}, m)
+
     def _read(self, m: str, u0: float, u1: float, u2: float) -> Call:
         return Call("read", "get_tasks", {"tag": MASTER, "withSubtasks": True, "fields": "id,title,subtasks"}, m)
 
@@ -294,7 +308,58 @@ def summarize(call: Call, envelope: dict) -> dict:
                      item_marker=marker_in(item.get("title")), lease=data.get("lease"))
     elif call.kind == "read":
         value["tasks"] = len(data.get("tasks") or ())
+    elif call.kind == "parse_prd":
+        value["operationId"] = data.get("operationId")
     return value
+
+
+# ---- supervised operations ----------------------------------------------------------------------
+def prd_path(mark: str) -> str:
+    """Where the op's PRD lives, relative to the project root ("[c3.17]" -> prd-c3-17.md)."""
+    return f".taskmaster/docs/prd-{mark[1:-1].replace('.', '-')}.md"
+
+
+def prd_titles(mark: str) -> list[str]:
+    """The titles the offline planner gives the PRD's requirements: one task each."""
+    return [f"Build {mark} part {part}" for part in PRD_PARTS]
+
+
+def prd_text(mark: str) -> str:
+    items = "\n".join(f"{i}. {title}: requirement {i} of chaos operation {mark}."
+                      for i, title in enumerate(prd_titles(mark), 1))
+    return f"# Chaos PRD {mark}\n\n## Requirements\n\n{items}\n"
+
+
+def write_prd(root: str, mark: str) -> None:
+    path = Path(root) / prd_path(mark)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(prd_text(mark))
+
+
+async def operation_status(mcps: list[McpHttp], root: str, op_id: str) -> dict | None:
+    """The operation's status from the first node that answers; None if none does."""
+    for mcp in mcps:
+        try:
+            return (await mcp.call("get_operation_status", projectRoot=root, operationId=op_id))["data"]
+        except (ToolFailed, TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError, KeyError):
+            continue
+    return None
+
+
+async def settle_operations(mcps: list[McpHttp], root: str, ops: list[Op],
+                            wait: float = OPERATION_WAIT) -> dict[str, dict | None]:
+    """operationId -> last status seen (None: no node answered) of every acknowledged operation,
+    polled until all have finished or `wait` seconds have passed."""
+    ids = [op.value["operationId"] for op in ops if op.outcome == OK and op.value.get("operationId")]
+    statuses: dict[str, dict | None] = dict.fromkeys(ids)
+    deadline = time.monotonic() + wait
+    while True:
+        pending = [i for i in ids if (statuses[i] or {}).get("status") not in FINISHED]
+        for op_id in pending:
+            statuses[op_id] = await operation_status(mcps, root, op_id) or statuses[op_id]
+        if all((s or {}).get("status") in FINISHED for s in statuses.values()) or time.monotonic() > deadline:
+            return statuses
+        await asyncio.sleep(OPERATION_POLL)  # pacing between polls of running operations
 
 
 # ---- running ------------------------------------------------------------------------------------
@@ -336,6 +401,8 @@ async def run_client(state: ClientState, seed: int, node: str, url: str, token: 
         while time.monotonic() < until:
             seq = state.seq
             call = state.next_call(next(steps))
+            if call.kind == "parse_prd":
+                write_prd(root, call.marker)
             op, envelope = await run_call(mcp, call, root, state.client, seq, node, started, record)
             state.learn(call, op.outcome, envelope.get("data") or {})
             if op.error.startswith(REFUSED):

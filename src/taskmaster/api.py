@@ -20,6 +20,9 @@ from .tools.registry import ToolContext
 if TYPE_CHECKING:
     from .node import Node
 
+ANSWERED_HERE = frozenset({"get_operation_status"})
+"""Tools that work on no tag: the node that gets the call answers (it routes by operation id itself)."""
+
 
 def build_app(node: Node) -> web.Application:
     cfg = node.config
@@ -35,7 +38,8 @@ def build_app(node: Node) -> web.Application:
 
         def make_ctx(root: str) -> ToolContext:
             return ToolContext(node.service, root, node.name, cfg, session.get("progress"),
-                               session.get("client") or {}, quorum, grant)
+                               session.get("client") or {}, quorum, grant, sampler=session.get("sampler"),
+                               cluster=node)
 
         return registry.call_tool(name, arguments, enabled_set, make_ctx, node.metrics)
 
@@ -46,7 +50,7 @@ def build_app(node: Node) -> web.Application:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(node.joined.wait()), cfg.join_wait)
         root = registry.call_root(arguments)
-        if rep is None or len(rep.ring) == 1 or root is None:
+        if rep is None or len(rep.ring) == 1 or root is None or name in ANSWERED_HERE:
             return await run_here(name, arguments, session)
         _, args = registry.check_call(name, arguments, enabled_set)  # bad calls are answered here
         tag = registry.call_tag(name, args)

@@ -78,6 +78,12 @@ class Config:
     antientropy_interval: float | None = None
     """Mean seconds between digest exchanges with a random peer; None: the profile's (lan 2 s,
     local 0.5 s, wan 10 s), a few probe intervals, so a heal converges in about that time."""
+    operation_retention: float = 3600.0
+    """Seconds a finished async operation stays readable with get_operation_status; then its
+    documents are deleted on every replica, so repeated operations do not grow the store."""
+    registry_tombstone_ttl: float = 600.0
+    """Seconds a removed registry name keeps its tombstone (so every replica learns of the removal)
+    before it is deleted."""
 
     # Clocks
     hlc_max_offset_ms: int = 500

@@ -26,6 +26,10 @@ class Metrics:
         self.replication_lag = Histogram("taskmaster_replication_lag_seconds",
                                          "time from a coordinator's commit to a replica's durable copy",
                                          buckets=_FAST, registry=r)
+        self.llm_tokens = Counter("taskmaster_llm_tokens", "model tokens used by AI tools answered here",
+                                  ["provider", "model", "kind"], registry=r)
+        self.llm_cost = Counter("taskmaster_llm_cost_usd", "model cost of AI tools answered here (price table)",
+                                ["provider", "model"], registry=r)
         self.hlc_clamped = Gauge("taskmaster_hlc_clamped", "remote timestamps clamped for being too far ahead",
                                  registry=r)
 
@@ -33,8 +37,19 @@ class Metrics:
         """Export the membership layer's counters at scrape time (it keeps its own)."""
         self.registry.register(_MembershipCollector(membership))
 
+    def count_llm_usage(self, telemetry: dict) -> None:
+        """Sum one AI call's telemetryData (the reference's usage record)."""
+        provider, model = str(telemetry.get("providerName")), str(telemetry.get("modelUsed"))
+        for kind, key in (("input", "inputTokens"), ("output", "outputTokens")):
+            self.llm_tokens.labels(provider, model, kind).inc(telemetry.get(key) or 0)
+        self.llm_cost.labels(provider, model).inc(telemetry.get("totalCost") or 0)
+
     def watch_replication(self, replicator) -> None:
         self.registry.register(_ReplicationCollector(replicator))
+
+    def watch_cluster_services(self, operations, registry, models) -> None:
+        """Supervised operations, the registry and model forwarding, read at scrape time."""
+        self.registry.register(_ClusterServicesCollector(operations, registry, models))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -89,3 +104,31 @@ class _ReplicationCollector:
                                 value=len(rep.hints))
         yield CounterMetricFamily("taskmaster_faults_dropped", "packets and calls dropped by injected faults",
                                   value=rep.rpc.faults.dropped)
+
+
+class _ClusterServicesCollector:
+    def __init__(self, operations, registry, models):
+        self.operations, self.registry, self.models = operations, registry, models
+
+    def collect(self):
+        ops, reg, models = self.operations, self.registry, self.models
+        yield GaugeMetricFamily("taskmaster_operations_unfinished", "unfinished operation records held here",
+                                value=len(ops._unfinished))
+        yield GaugeMetricFamily("taskmaster_operations_running", "operations this node runs now",
+                                value=len(ops._running))
+        yield GaugeMetricFamily("taskmaster_operations_documents", "operation documents held here (bounded by "
+                                "the retention)", value=len(ops))
+        for key in ("started", "completed", "failed", "taken_over", "expired"):
+            yield CounterMetricFamily(f"taskmaster_operations_{key}", f"operations {key.replace('_', ' ')} here",
+                                      value=ops.stats[key])
+        yield GaugeMetricFamily("taskmaster_registry_documents", "registry documents held here, tombstones "
+                                "included", value=len(reg))
+        for key in ("registered", "refused", "conflicts_lost", "reaped", "tombstones_deleted"):
+            yield CounterMetricFamily(f"taskmaster_registry_{key}", f"registry names {key.replace('_', ' ')}",
+                                      value=reg.stats[key])
+        for key, doc in (("forwarded", "model calls answered by another node's provider"),
+                         ("served", "model calls answered here for another node"),
+                         ("forward_failures", "model calls a provider node could not be reached for")):
+            yield CounterMetricFamily(f"taskmaster_llm_{key}", doc, value=models.stats[key])
+        yield GaugeMetricFamily("taskmaster_llm_forwarded_in_flight", "model calls in flight on other nodes",
+                                value=sum(models.inflight.values()))

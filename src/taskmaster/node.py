@@ -17,6 +17,7 @@ from aiohttp import web
 from . import __version__
 from .api import build_app
 from .cluster.faults import Faults, FaultyTransport
+from .cluster.registry import ProviderRoutes, Registry, RegistryConfig
 from .cluster.rpc import Rpc
 from .config import Config
 from .crdt import HLC
@@ -27,9 +28,12 @@ from .replication.antientropy import AntiEntropy
 from .replication.coordinator import ReplicationConfig, Replicator
 from .replication.grants import Grants
 from .replication.hints import Hints
+from .replication.operations import Operations, OperationsConfig
 from .storage import Store
 from .storage.digest import DigestIndex
 from .tasks.service import TaskService
+from .tools import operations as tool_operations
+from .tools.registry import ToolContext
 from .transport.auth import Keyring, decode_key
 from .transport.net import NetTransport
 
@@ -69,9 +73,14 @@ class Node:
         self.faults = Faults()
         self.rpc: Rpc | None = None
         self.replicator: Replicator | None = None
+        self.operations: Operations | None = None  # supervised operations (async AI tools)
+        self.registry: Registry | None = None  # named services, kept on every member
+        self.models: ProviderRoutes | None = None  # this node's LLM providers, and other nodes'
+        self.boot = secrets.token_hex(4)  # this process: registry entries die with it
         self._runner: web.AppRunner | None = None
         self.membership: Membership | None = None
         self._join_task: asyncio.Task | None = None
+        self._services: asyncio.Task | None = None
         self.http_port = 0
         self.gossip_port = 0
         self.rpc_port = 0
@@ -130,6 +139,15 @@ class Node:
         except (OSError, ValueError, KeyError, TypeError):
             pass  # first start: the ring is what membership finds
         replicator.on_ring_change = lambda members: _write_json(ring_file, {"members": list(members)})
+        self.operations = Operations(replicator, OperationsConfig(retention=cfg.operation_retention))
+        tool_operations.install(self.operations, self.tool_context)
+        self.registry = Registry(replicator, self.boot, RegistryConfig(tombstone_ttl=cfg.registry_tombstone_ttl))
+        self.models = ProviderRoutes(self.registry, cfg.data_dir)
+        self.metrics.watch_cluster_services(self.operations, self.registry, self.models)
+
+    def tool_context(self, root: str) -> ToolContext:
+        """The context of tool work this node does on its own: an operation's run and its final write."""
+        return ToolContext(self.service, root, self.name, self.config, cluster=self)
 
     async def _start_membership(self) -> None:
         cfg = self.config
@@ -140,17 +158,26 @@ class Node:
                            max_frame=mcfg.max_frame, read_timeout=mcfg.tcp_timeout)
         transport = FaultyTransport(net, self.faults, self._name_of)
         rpc_host = cfg.advertise[0] if cfg.advertise else cfg.gossip_host
-        meta = {"http": self.http_url, "version": __version__, "rpc": f"{rpc_host}:{self.rpc_port}"}
+        meta = {"http": self.http_url, "version": __version__, "rpc": f"{rpc_host}:{self.rpc_port}",
+                "boot": self.boot}
         self.membership = Membership(mcfg, transport, name=self.name, meta=meta, on_change=self._member_changed)
         await self.membership.start()
         self.gossip_port = transport.local_addr[1]
         self.metrics.watch_membership(self.membership)
         self.replicator.start()
+        self._services = asyncio.create_task(self._start_services())
         if cfg.join:
             self._join_task = asyncio.create_task(self._join(list(cfg.join)))
         else:
             self.replicator.synced()
             self.joined.set()
+
+    async def _start_services(self) -> None:
+        """Supervising operations and tidying the registry begin once the cluster has answered: before
+        that every other member looks gone, and their operations and entries would be taken from them."""
+        await self.joined.wait()
+        for service in (self.operations, self.registry, self.models):
+            service.start()
 
     async def _join(self, seeds: list[tuple[str, int]]) -> None:
         """Join through any seed; keep trying (with backoff) until one answers, saying why not."""
@@ -199,6 +226,12 @@ class Node:
         if self.membership is not None:
             await self.membership.stop()
             self.membership = None
+        if self._services is not None:
+            self._services.cancel()
+        for service in (self.models, self.registry, self.operations):
+            if service is not None:
+                await service.stop()
+        self.models = self.registry = self.operations = None
         if self.replicator is not None:
             await self.replicator.stop()
             self.replicator = None
@@ -234,8 +267,9 @@ class Node:
              "state": x.state, "incarnation": x.incarnation, "meta": x.meta}
             for x in sorted(m.members(), key=lambda x: x.name)]
         ring = self.replicator.ownership() if self.replicator is not None else {}
+        services = [e.to_dict() for e in self.registry.entries()] if self.registry is not None else []
         return {"self": self.name, "members": members, "health": {"lhm": m.local_health() if m else 0},
-                "ring": ring}
+                "ring": ring, "services": services}
 
     def health(self) -> dict:
         return {"status": "ok", "name": self.name, "version": __version__, "http": self.http_url,

@@ -218,7 +218,7 @@ def test_faults_that_could_not_be_applied_or_healed_fail_the_run():
     assert run(History([], events), state({}), faults)["nemesis_applied"].status == PASS
 
 
-def test_supervised_operations_are_not_silently_passed():
+def test_supervised_operations_the_checker_cannot_verify_are_not_silently_passed():
     h = History([op("expand_all", "[c0.0]", tool="expand_all")])
     assert run(h, state({}))["supervised_operations_exactly_once"].status == FAIL
 
@@ -247,3 +247,65 @@ def test_history_round_trips_through_jsonl(tmp_path):
     loaded = load(tmp_path / "h.jsonl")
     assert loaded.ops == [claim(0, 1.0)] and loaded.events == [NemesisEvent(0, "pause", "start", 1.5)]
     assert loaded.windows() == [(0, "pause", 1.5, None)]
+
+
+# ---- supervised operations (parse_prd async) ------------------------------------------------------
+def prd_op(marker: str = "[c0.5]", outcome: str = "ok", op_id: str = "0123456789abcdef", tag: str = "c0p5") -> Op:
+    return op("parse_prd", marker, outcome, tool="parse_prd", args={"input": "x.md", "tag": tag, "async": True},
+              value={"operationId": op_id} if outcome == "ok" else {})
+
+
+def prd_tasks(marker: str = "[c0.5]", parts=("one", "two", "three")) -> list[dict]:
+    return [{**task(i, marker), "title": f"Build {marker} part {p}"} for i, p in enumerate(parts, 1)]
+
+
+def operations(status: str, op_id: str = "0123456789abcdef") -> dict:
+    return {op_id: {"operationId": op_id, "status": status}}
+
+
+def supervised(h: History, tags: dict, polled: dict | None) -> checker.Check:
+    return run(h, state(tags, operations=polled))["supervised_operations_exactly_once"]
+
+
+def test_a_completed_parse_with_each_requirement_once_on_every_node_passes():
+    c = supervised(History([prd_op()]), {"master": [], "c0p5": prd_tasks()}, operations("completed"))
+    assert c.status == PASS
+    assert c.figures["acknowledged"] == c.figures["completed"] == 1 and c.figures["duplicated"] == 0
+
+
+def test_a_requirement_written_twice_fails_even_if_the_operation_is_still_running():
+    doubled = prd_tasks() + [{**task(4, "[c0.5]"), "title": "Build [c0.5] part two"}]
+    reads = {"n0": {"c0p5": prd_tasks()}, "n1": {"c0p5": doubled}, "n2": {"c0p5": prd_tasks()}}
+    for polled in (operations("completed"), operations("in_progress")):
+        c = supervised(History([prd_op()]), reads, polled)
+        assert c.status == FAIL and c.figures["duplicated"] == 1
+        assert c.details[0]["duplicated"] == {"n1": ["Build [c0.5] part two"]}
+
+
+def test_a_missing_requirement_of_a_completed_operation_fails():
+    reads = {"n0": {"c0p5": prd_tasks()}, "n1": {"c0p5": prd_tasks(parts=("one", "three"))},
+             "n2": {"c0p5": prd_tasks()}}
+    c = supervised(History([prd_op()]), reads, operations("completed"))
+    assert c.status == FAIL and c.figures["missing"] == 1
+    assert c.details[0]["missing"] == {"n1": ["Build [c0.5] part two"]}
+
+
+def test_missing_tasks_of_failed_or_running_operations_are_reported_not_failed():
+    assert supervised(History([prd_op()]), {"master": []}, operations("failed")).status == PASS
+    running = supervised(History([prd_op()]), {"master": []}, operations("queued"))
+    assert running.status == PASS and running.figures["running"] == 1 and running.details[0]["still_running"]
+    never_polled = supervised(History([prd_op()]), {"master": []}, None)
+    assert never_polled.figures["running"] == 1
+
+
+def test_an_unacknowledged_parse_may_be_absent_but_not_doubled():
+    assert supervised(History([prd_op(outcome="unknown")]), {"master": []}, {}).status == PASS
+    doubled = {"c0p5": prd_tasks() + prd_tasks()}
+    c = supervised(History([prd_op(outcome="unknown")]), doubled, {})
+    assert c.status == FAIL and c.figures["unacknowledged"] == 1
+    assert supervised(History([prd_op(outcome="error")]), {"master": []}, {}).status == NA
+
+
+def test_no_supervised_operations_is_not_applicable():
+    c = supervised(History([op("add_task", "[c0.0]")]), {"master": [task(1, "[c0.0]")]}, {})
+    assert c.status == NA

@@ -10,15 +10,19 @@ import pytest
 from chaos.history import marker_in
 from chaos.workload import (
     MASTER,
+    PRD_PARTS,
     WEIGHTS,
     WORK_TAG,
     Call,
     ClientState,
     Step,
     plan,
+    prd_titles,
     setup_calls,
     summarize,
+    write_prd,
 )
+from taskmaster.llm.providers.offline_prd import plan_tasks
 from taskmaster.tools import registry
 
 
@@ -144,3 +148,17 @@ def test_summaries_keep_ids_claims_and_replicas():
     assert summarize(call, env) == {"replicas": 2, "claimed": True, "item": "3", "item_marker": "[c-1.2]",
                                     "lease": {"agent": "a"}}
     assert summarize(Call("add_task", "add_task", {}, "m"), {"data": {"taskId": 5}}) == {"taskId": 5}
+
+
+def test_a_parse_prd_writes_a_prd_whose_requirements_carry_the_marker_into_a_fresh_tag(tmp_path):
+    parses = [c for c in drive(4, 2, 600) if c.kind == "parse_prd"]
+    assert parses, "the plan starts supervised operations"
+    tags = [c.args["tag"] for c in parses]
+    assert len(set(tags)) == len(tags) and all(t.startswith("c2p") for t in tags)
+    call = parses[0]
+    assert call.args["async"] is True and call.args["numTasks"] == str(len(PRD_PARTS))
+    write_prd(str(tmp_path), call.marker)
+    prd = (tmp_path / call.args["input"]).read_text()
+    planned = plan_tasks(prd, len(PRD_PARTS), 1)  # what the offline planner makes of it
+    assert [t["title"] for t in planned] == prd_titles(call.marker)
+    assert summarize(call, {"data": {"operationId": "ab" * 8, "status": "queued"}}) == {"operationId": "ab" * 8}

@@ -519,7 +519,8 @@ def test_cluster_against_a_daemon_table_and_json(daemon):
     p = cli("cluster", "--json", server=daemon.url)
     assert p.returncode == 0, p.stderr
     body = json.loads(p.stdout)
-    assert set(body) == {"self", "members", "health", "ring"} and body["health"] == {"lhm": 0}
+    assert set(body) == {"self", "members", "health", "ring", "services"} and body["health"] == {"lhm": 0}
+    assert body["services"] == [], "no model configured: nothing registered"
     assert body["ring"]["members"] == [body["self"]] and body["ring"]["replicas"] == 3
     [me] = body["members"]
     assert me["name"] == body["self"] and me["state"] == "alive" and me["http"] == daemon.url

@@ -176,7 +176,7 @@ async def test_embedded_node_without_server(tmp_path):
         _, err = await asyncio.wait_for(second.communicate(), 30)
         assert second.returncode == 1 and b"--server" in err
     assert init.server_info.name == "taskmaster"
-    assert tools == REFERENCE["modes"]["standard"]
+    assert tools == REFERENCE["modes"]["standard"] + ["get_operation_status"]  # ours: follows async operations
     async with stdio_client(params("--data-dir", data, env=env)) as (read, write), ClientSession(read, write) as s:
         await s.initialize()
         listed = await s.call_tool("get_tasks", {"projectRoot": root})

@@ -122,7 +122,7 @@ async def test_tool_specific_bad_input(seeded):
     await assert_param_error(seeded, "remove_subtask", {"id": "2.1", "convert": "yes"},
                              "convert: Invalid input: expected boolean, received string")
     await assert_tool_error(seeded, "add_task", {"title": "only"}, "Either the prompt parameter or both")
-    await assert_tool_error(seeded, "add_task", {"prompt": "write it for me"}, "not available yet")
+    await assert_tool_error(seeded, "add_task", {"prompt": " "}, "Either the prompt parameter or both")
     await assert_tool_error(seeded, "add_subtask", {"id": "1"}, "Either taskId or title must be provided")
     await assert_tool_error(seeded, "add_subtask", {"id": "2.1", "title": "x"}, "Invalid parent task ID: 2.1")
     await assert_tool_error(seeded, "add_subtask", {"id": "1", "taskId": "98"}, "Task with ID 98 not found")

@@ -5,7 +5,10 @@ A frame is a 4-byte big-endian length and a body; the body is msgpack, sealed wi
 
     request  [0, id, sender, method, payload, wants_receipt]
     receipt  [2, id, true, null]          sent on arrival, when the request asked for one
-    reply    [1, id, ok, result | error message]
+    reply    [1, id, ok, result | error message, seconds the handler took]
+
+Each caller keeps per peer a moving average of its calls' round trips minus the handlers' time: the
+network and queueing distance to that peer (`rtt`), for choosing the nearest of several.
 
 A receipt lets a caller whose request may run long (a forwarded tool call) tell within a short
 deadline whether the peer is there at all: a blackholed peer leaves it to wait for nothing.
@@ -23,6 +26,7 @@ import contextlib
 import itertools
 import logging
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,6 +41,8 @@ log = logging.getLogger("taskmaster.rpc")
 Handler = Callable[[str, Any], Awaitable[Any]]
 _HEADER = struct.Struct(">I")
 _REQUEST, _REPLY, _RECEIPT = 0, 1, 2
+RTT_WEIGHT = 0.2
+"""Weight of the newest sample in the round-trip average (an EWMA: about the last 5-10 calls count)."""
 
 
 class RpcError(Exception):
@@ -77,7 +83,7 @@ class _Connection:
         try:
             while True:
                 body = await _read_frame(reader, self.rpc.max_frame)
-                kind, rid, ok, value = self.rpc._open(body)
+                kind, rid, ok, value, *took = self.rpc._open(body)
                 if kind == _RECEIPT:
                     receipt = self.receipts.pop(rid, None)
                     if receipt is not None and not receipt.done():
@@ -86,7 +92,7 @@ class _Connection:
                 fut = self.pending.pop(rid, None)
                 if kind == _REPLY and fut is not None and not fut.done():
                     if ok:
-                        fut.set_result(value)
+                        fut.set_result((value, took[0] if took and isinstance(took[0], int | float) else 0.0))
                     else:
                         fut.set_exception(RemoteError(value))
         except (asyncio.IncompleteReadError, OSError, ValueError, AuthError, TypeError):
@@ -124,6 +130,7 @@ class Rpc:
         self.faults = faults or Faults()
         self.handlers: dict[str, Handler] = {}
         self.stats = {"calls": 0, "failed": 0, "served": 0, "dropped": 0}
+        self._rtt: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._conns: dict[Address, _Connection] = {}
         self._connecting: dict[Address, asyncio.Future] = {}
@@ -141,7 +148,7 @@ class Rpc:
 
     def _open(self, body: bytes) -> list:
         msg = _unpack(self.keyring.open(body) if self.keyring else body)
-        if not isinstance(msg, list) or len(msg) not in (4, 6):
+        if not isinstance(msg, list) or len(msg) not in (4, 5, 6):
             raise ValueError("malformed rpc frame")
         return msg
 
@@ -166,6 +173,7 @@ class Rpc:
                 fut = asyncio.get_running_loop().create_future()
                 conn.pending[rid] = fut
                 try:
+                    sent = time.perf_counter()
                     conn.send(self._seal([_REQUEST, rid, self.name, method, payload, receipt_within is not None]))
                     if receipt_within is not None:
                         arrived = conn.receipts[rid] = asyncio.get_running_loop().create_future()
@@ -174,7 +182,9 @@ class Rpc:
                         except TimeoutError:
                             raise Indeterminate(f"{peer}: no receipt for {method} within "
                                                 f"{receipt_within:g}s") from None
-                    return await fut
+                    value, took = await fut
+                    self._observe(peer, time.perf_counter() - sent - took)
+                    return value
                 finally:
                     conn.pending.pop(rid, None)
                     conn.receipts.pop(rid, None)
@@ -184,6 +194,16 @@ class Rpc:
         except RpcError:
             self.stats["failed"] += 1
             raise
+
+    def rtt(self, peer: str) -> float | None:
+        """The moving average of round trips to `peer` in seconds, its handlers' time left out (None:
+        no call to it answered yet)."""
+        return self._rtt.get(peer)
+
+    def _observe(self, peer: str, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        old = self._rtt.get(peer)
+        self._rtt[peer] = seconds if old is None else old + RTT_WEIGHT * (seconds - old)
 
     async def _connection(self, peer: str, addr: Address) -> _Connection:
         conn = self._conns.get(addr)
@@ -242,10 +262,11 @@ class Rpc:
     async def _answer(self, writer: asyncio.StreamWriter, rid: int, sender: str, method: str, payload: Any) -> None:
         handler = self.handlers.get(method)
         self.stats["served"] += 1
+        started = time.perf_counter()
         try:
             if handler is None:
                 raise RemoteError(f"unknown method {method!r}")
-            reply = [_REPLY, rid, True, await handler(sender, payload)]
+            reply = [_REPLY, rid, True, await handler(sender, payload), time.perf_counter() - started]
         except asyncio.CancelledError:
             raise
         except (RemoteError, ValueError, KeyError, TypeError) as e:

@@ -48,7 +48,8 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A response the client sent to a server request. We send none, so these are dropped."""
+    """A response the client sent to a request of ours (sampling); the server reads its id and result
+    from the raw message."""
 
 
 def result(request_id: str | int, value: dict) -> dict:

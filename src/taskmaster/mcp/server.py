@@ -9,6 +9,13 @@ Two eras share the endpoint, told apart by the `MCP-Protocol-Version` header:
 Answers are compact `application/json`, except a tools/call that asks for progress (`_meta.progressToken`)
 from a client that accepts `text/event-stream`: once the tool reports progress (or stays silent for
 SSE_KEEPALIVE seconds) the answer becomes an SSE stream of `notifications/progress` then the result.
+
+MCP sampling (client_requests.py): a tools/call from a client that declares `capabilities.sampling` may
+ask the client's model. In the handshake era the `sampling/createMessage` request goes out on the
+call's SSE stream and the client POSTs the response (matched by id within its session). At 2026-07-28,
+which has no server-initiated requests, the call answers `input_required` (Multi Round-Trip Requests)
+and waits, named by its `requestState`, for the client's retry carrying `inputResponses`.
+
 The daemon never dies of a request: every failure becomes a JSON-RPC error.
 """
 
@@ -31,6 +38,7 @@ from yarl import URL
 
 from ..tools.registry import ParamError, UnknownTool
 from . import jsonrpc
+from .client_requests import ClientCall, Sampler, abandon, sampler, settle
 from .jsonrpc import (
     HEADER_MISMATCH,
     INTERNAL_ERROR,
@@ -62,6 +70,7 @@ CACHEABLE = ("server/discover", "tools/list")  # results that must carry ttlMs/c
 
 MAX_SESSIONS = 4096  # least recently used sessions are dropped beyond this; their clients get 404
 SSE_KEEPALIVE = 15.0  # seconds of silence before a progress-enabled call commits to SSE / sends a ping
+CLIENT_TIMEOUT = 60.0  # seconds the client has to answer a request we send it (sampling)
 
 # HTTP status of a single answer whose error code says the request itself was bad. The stateless era
 # maps method errors too (the official SDK's table); the handshake era answers those with 200.
@@ -88,12 +97,15 @@ class _Exchange:
 class McpServer:
     """Serves MCP at /mcp. `call_tool(name, arguments, session)` runs a tool; `session` is a dict with
     `id` (session id or None), `client` (the client's initialize params, or the 2026 envelope in the
-    same shape), `protocol_version` and `progress` (async fn(progress, total, message), or None when
-    the client cannot receive progress). It may raise UnknownTool (-32601) or ParamError (-32602)."""
+    same shape), `protocol_version`, `progress` (async fn(progress, total, message), or None when
+    the client cannot receive progress) and `sampler` (async fn(messages, system, max_tokens) ->
+    (text, model) asking the client's model, or None when the client cannot sample). It may raise
+    UnknownTool (-32601) or ParamError (-32602). `client_timeout`: seconds the client has to answer
+    a request we send it."""
 
     def __init__(self, call_tool: CallTool, list_tools: Callable[[], list[dict]], info: dict,
                  token: str | None = None, allowed_origins: Iterable[str] = (), max_body: int = 1 << 20,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, client_timeout: float = CLIENT_TIMEOUT) -> None:
         self._call_tool = call_tool
         self._list_tools = list_tools
         self._info = info  # serverInfo: {"name", "version"}
@@ -103,6 +115,9 @@ class McpServer:
         self._metrics = metrics
         self._sessions: OrderedDict[str, dict] = OrderedDict()
         self._streams: set[asyncio.Task] = set()  # tool calls feeding SSE answers (kept referenced)
+        self._client_timeout = client_timeout
+        self._parked: dict[str, ClientCall] = {}  # 2026-07-28 calls awaiting their retry, by requestState
+        self.stray_replies = 0  # client answers nobody waited for (unknown id, late, session gone)
         self._handshake_methods = {"initialize": self._initialize, "ping": self._ping,
                                    "tools/list": self._tools_list, "tools/call": self._tools_call,
                                    "logging/setLevel": self._set_level}
@@ -176,8 +191,10 @@ class McpServer:
         session_id = request.headers.get("Mcp-Session-Id")
         if not session_id:
             return self._reject(400, INVALID_REQUEST, "Bad Request: DELETE /mcp needs an Mcp-Session-Id header")
-        if self._sessions.pop(session_id, None) is None:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
             return self._session_unknown()
+        _end_session(session)
         return web.Response(status=204)
 
     async def _post(self, request: web.Request) -> web.StreamResponse:
@@ -225,11 +242,17 @@ class McpServer:
             msg = jsonrpc.classify(message)
         except RpcError as exc:
             return self._reply(exchange, self._fail(jsonrpc.request_id_of(message), exc))
-        if isinstance(msg, Reply) or msg.is_notification:
+        if isinstance(msg, Reply):
+            self._take_reply(message, exchange)
+            return web.Response(status=202)
+        if msg.is_notification:
             return web.Response(status=202)  # nothing to act on: initialized, cancelled, progress ...
-        token = _progress_token(msg.params)
-        if msg.method == "tools/call" and token is not None and exchange.accepts_sse:
-            return await self._stream_call(request, msg, exchange, token)
+        if msg.method == "tools/call":
+            if exchange.stateless and msg.params.get("requestState") is not None:
+                return await self._resume(request, msg, exchange)
+            call = self._start_call(msg, exchange)
+            if call is not None:
+                return await self._stream_call(request, msg, exchange, call)
         return self._reply(exchange, await self._dispatch(msg, exchange, None))
 
     async def _batch(self, messages: list, exchange: _Exchange) -> web.Response:
@@ -246,7 +269,10 @@ class McpServer:
             except RpcError as exc:
                 answers.append(self._fail(jsonrpc.request_id_of(message), exc))
                 continue
-            if isinstance(msg, Reply) or msg.is_notification:
+            if isinstance(msg, Reply):
+                self._take_reply(message, exchange)
+                continue
+            if msg.is_notification:
                 continue
             if msg.method == "initialize":
                 answers.append(self._fail(msg.id, RpcError(INVALID_REQUEST,
@@ -257,48 +283,107 @@ class McpServer:
             return web.Response(status=202)
         return _json(answers, 200)
 
-    async def _stream_call(self, request: web.Request, msg: Request, exchange: _Exchange,
-                           token: str | int) -> web.StreamResponse:
-        """tools/call with progress: JSON if the tool finishes silently, else SSE progress then the result."""
-        events: list[dict] = []
-        wake = asyncio.Event()
+    def _start_call(self, msg: Request, exchange: _Exchange) -> ClientCall | None:
+        """Start a tools/call that can talk to its client (progress, sampling); None if it cannot."""
+        token = _progress_token(msg.params) if exchange.accepts_sse else None
+        sampling = _offers_sampling(msg, exchange)
+        if token is None and not sampling:
+            return None
+        pending = exchange.session["pending"] if sampling and not exchange.stateless else {}
+        call = ClientCall(msg.params.get("name"), msg.params.get("arguments"), mrtr=exchange.stateless,
+                          pending=pending, timeout=self._client_timeout)
+        call.progress_token = token
+        call.task = asyncio.ensure_future(self._dispatch(msg, exchange, call.progress if token is not None else None,
+                                                         sampler(call) if sampling else None))
+        self._streams.add(call.task)
+        call.task.add_done_callback(self._streams.discard)
+        call.task.add_done_callback(lambda _: self._finished(call))
+        return call
 
-        async def progress(value: float, total: float | None = None, message: str | None = None) -> None:
-            params: dict[str, Any] = {"progressToken": token, "progress": value}
-            if total is not None:
-                params["total"] = total
-            if message is not None:
-                params["message"] = message
-            events.append(jsonrpc.notification("notifications/progress", params))
-            wake.set()
+    def _finished(self, call: ClientCall) -> None:
+        call.done()
+        if call.request_state is not None:  # nobody retried in time: the answer has no one to go to
+            self._parked.pop(call.request_state, None)
 
-        task = asyncio.ensure_future(self._dispatch(msg, exchange, progress))
-        self._streams.add(task)
-        task.add_done_callback(self._streams.discard)
-        task.add_done_callback(lambda _: wake.set())
-        await _wait(wake, SSE_KEEPALIVE)
-        if task.done() and not events:
-            return self._reply(exchange, task.result())
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                               "X-Accel-Buffering": "no"})
+    async def _resume(self, request: web.Request, msg: Request, exchange: _Exchange) -> web.StreamResponse:
+        """A 2026-07-28 retry: hand its inputResponses to the call its requestState names, then answer
+        from that call."""
         try:
-            await response.prepare(request)
+            _envelope(msg, exchange.headers)
+            state, responses = msg.params["requestState"], msg.params.get("inputResponses") or {}
+            call = self._parked.get(state) if isinstance(state, str) else None
+            if call is None:
+                raise RpcError(INVALID_PARAMS, "Invalid params: requestState is unknown or expired (its tool call "
+                               "ended, or waited longer than the client's time to answer); call the tool again "
+                               "without requestState")
+            if call.name != msg.params.get("name") or call.arguments != msg.params.get("arguments"):
+                raise RpcError(INVALID_PARAMS, "Invalid params: requestState belongs to another tool call (a retry "
+                               "repeats the original name and arguments)")
+            if not isinstance(responses, dict):
+                raise RpcError(INVALID_PARAMS, "Invalid params: inputResponses must be an object")
+        except RpcError as exc:
+            return self._reply(exchange, self._fail(msg.id, exc))
+        del self._parked[state]
+        call.request_state = None
+        self.stray_replies += len(responses) - call.answer(responses)
+        call.progress_token = _progress_token(msg.params) if exchange.accepts_sse else None
+        call.wake.set()
+        return await self._stream_call(request, msg, exchange, call)
+
+    async def _stream_call(self, request: web.Request, msg: Request, exchange: _Exchange,
+                           call: ClientCall) -> web.StreamResponse:
+        """Answer `msg` from its call: JSON if the call ends (or, at 2026-07-28, needs input) before it has
+        anything else to say, else an SSE stream of its progress and requests as they come, then the answer."""
+        response: web.StreamResponse | None = None
+        try:
             while True:
-                wake.clear()
-                done = task.done()  # before draining: no progress can follow a finished call
-                pending, events[:] = events[:], []
-                for event in pending:
+                woke = await _wait(call.wake, SSE_KEEPALIVE)
+                call.wake.clear()
+                ended = call.task.done()  # before draining: nothing can follow a finished call
+                events, call.outbox = call.outbox, []
+                if ended:
+                    answer = {**call.task.result(), "id": msg.id}  # a 2026 retry is answered under its own id
+                elif call.mrtr and call.asked:
+                    answer = self._input_required(call, msg)
+                else:
+                    answer = None
+                if response is None:
+                    if answer is not None and (not events or not exchange.accepts_sse):
+                        return self._reply(exchange, answer)
+                    if not exchange.accepts_sse or (woke and not events):
+                        continue  # JSON still possible: commit to SSE on the first event, or after a silence
+                    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                    await response.prepare(request)
+                for event in events:
                     await response.write(_sse(event))
-                if done:
-                    break
-                if not pending:
+                if answer is not None:
+                    await response.write(_sse(answer))
+                    await response.write_eof()
+                    return response
+                if not events:
                     await response.write(b": keepalive\n\n")
-                await _wait(wake, SSE_KEEPALIVE)
-            await response.write(_sse(task.result()))
-            await response.write_eof()
-        except ConnectionResetError:
-            log.debug("client left a progress stream; the call finishes without it")
+        except (ConnectionResetError, asyncio.CancelledError) as exc:
+            log.debug("client left the stream of a tool call; the call finishes without it")
+            if not call.mrtr:  # its requests went out on this stream: no answer can come now
+                call.fail("the client closed the stream the request was sent on")
+            if isinstance(exc, asyncio.CancelledError):
+                raise
         return response
+
+    def _input_required(self, call: ClientCall, msg: Request) -> dict:
+        """The 2026-07-28 answer for a call that waits for its client: what it asks, and the state naming it."""
+        call.request_state = secrets.token_urlsafe(24)
+        self._parked[call.request_state] = call
+        value = {"inputRequests": dict(call.asked), "requestState": call.request_state}
+        return jsonrpc.result(msg.id, self._stamp("tools/call", value, "input_required"))
+
+    def _take_reply(self, message: dict, exchange: _Exchange) -> None:
+        """A client's response to a request we sent it (handshake era: matched within its session)."""
+        pending = exchange.session["pending"] if exchange.session is not None else {}
+        if not settle(pending.get(message["id"]), message):
+            self.stray_replies += 1
+            log.info("ignored a client response nobody waits for (unknown or expired id %r)", message["id"])
 
     def _reply(self, exchange: _Exchange, answer: dict) -> web.Response:
         status = 200
@@ -324,7 +409,8 @@ class McpServer:
 
     # JSON-RPC methods -----------------------------------------------------------------------------
 
-    async def _dispatch(self, msg: Request, exchange: _Exchange, progress: Progress | None) -> dict:
+    async def _dispatch(self, msg: Request, exchange: _Exchange, progress: Progress | None,
+                        sample: Sampler | None = None) -> dict:
         """The answer to one request. Never raises: every failure is an error object."""
         try:
             if exchange.stateless:
@@ -337,7 +423,8 @@ class McpServer:
             method = methods.get(msg.method)
             if method is None:
                 raise RpcError(METHOD_NOT_FOUND, _not_found(msg.method, exchange.stateless))
-            call = {"id": exchange.session_id, "client": client, "protocol_version": version, "progress": progress}
+            call = {"id": exchange.session_id, "client": client, "protocol_version": version, "progress": progress,
+                    "sampler": sample}
             value = await method(msg.params, exchange, call)
             if exchange.stateless:
                 value = self._stamp(msg.method, value)
@@ -352,9 +439,9 @@ class McpServer:
             log.exception("MCP method %s failed", msg.method)
             return self._fail(msg.id, RpcError(INTERNAL_ERROR, f"Internal error: {type(exc).__name__}"))
 
-    def _stamp(self, method: str, value: dict) -> dict:
+    def _stamp(self, method: str, value: dict, result_type: str = "complete") -> dict:
         """2026-07-28 result fields: resultType always, cache hints where required, who answered."""
-        value = {**value, "resultType": "complete", "_meta": {META_SERVER_INFO: self._info}}
+        value = {**value, "resultType": result_type, "_meta": {META_SERVER_INFO: self._info}}
         if method in CACHEABLE:
             value["ttlMs"] = 0  # the tool list can change with TASK_MASTER_TOOLS on restart
             value["cacheScope"] = "private"
@@ -366,9 +453,10 @@ class McpServer:
             raise RpcError(INVALID_PARAMS, "Invalid params: protocolVersion must be a string")
         version = requested if requested in HANDSHAKE_VERSIONS else LATEST_HANDSHAKE
         session_id = secrets.token_urlsafe(24)
-        self._sessions[session_id] = {"client": params, "protocol_version": version, "log_level": None}
+        self._sessions[session_id] = {"client": params, "protocol_version": version, "log_level": None,
+                                      "pending": {}}  # pending: our requests' reply futures by id
         while len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
+            _end_session(self._sessions.popitem(last=False)[1])
         exchange.issued_session = session_id
         return {"protocolVersion": version, "capabilities": CAPABILITIES, "serverInfo": self._info}
 
@@ -416,6 +504,24 @@ def _envelope(msg: Request, headers: Any) -> dict:
             "clientInfo": meta.get(META_CLIENT_INFO)}
 
 
+def _offers_sampling(msg: Request, exchange: _Exchange) -> bool:
+    """Whether this call may ask the client's model: the client declares `sampling` and can be reached
+    (handshake era: a session to answer in and an SSE stream to ask on)."""
+    if exchange.stateless:
+        meta = msg.params.get("_meta")
+        capabilities = meta.get(META_CLIENT_CAPABILITIES) if isinstance(meta, dict) else None
+    elif exchange.session is None or not exchange.accepts_sse:
+        return False
+    else:
+        capabilities = exchange.session["client"].get("capabilities")
+    return isinstance(capabilities, dict) and isinstance(capabilities.get("sampling"), dict)
+
+
+def _end_session(session: dict) -> None:
+    for reply in list(session["pending"].values()):
+        abandon(reply, "the MCP session ended before the client answered")
+
+
 def _header_value(raw: str) -> str | None:
     """A header value, decoding the 2026 `=?base64?...?=` form used for non-ASCII names."""
     if raw.startswith("=?base64?") and raw.endswith("?="):
@@ -445,11 +551,13 @@ def _progress_token(params: dict) -> str | int | None:
     return None
 
 
-async def _wait(event: asyncio.Event, timeout: float) -> None:
+async def _wait(event: asyncio.Event, timeout: float) -> bool:
+    """Whether the event was set within the timeout."""
     try:
         await asyncio.wait_for(event.wait(), timeout)
     except TimeoutError:
-        pass
+        return False
+    return True
 
 
 def _size(limit: int) -> str:

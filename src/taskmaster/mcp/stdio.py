@@ -5,6 +5,11 @@ written to stdout as one line: JSON answers as they are, SSE answers (progress, 
 event per line. With `--server URL` (or TASKMASTER_SERVER) it bridges to a running daemon; without, it
 starts an embedded node on a free loopback port and bridges to that, so `npx`-style configs work
 unchanged. stdout carries protocol messages only: logs and anything else printed go to stderr.
+
+MCP sampling passes through as it is: in the handshake era the daemon's `sampling/createMessage`
+requests are SSE events of the call (so they reach the client as lines), and the client's responses
+are stdin lines POSTed in the same session like any message (answered 202); at 2026-07-28 they travel
+inside results (`input_required`) and the client's retried calls.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from typing import Any
 
 from taskmaster.cluster.rpc import Indeterminate, RemoteError, Rpc, RpcError, Unreachable
 from taskmaster.config import split_hostport
+from taskmaster.crdt import Doc, decode, encode, merge
 from taskmaster.membership.member import ALIVE, LEFT, SUSPECT, Member
 from taskmaster.replication.antientropy import AntiEntropy
 from taskmaster.replication.grants import Grants
@@ -35,6 +36,10 @@ from taskmaster.ring import PROJECT_TAG, Ring, partition_key, split_partition
 from taskmaster.storage.digest import partition_of
 
 log = logging.getLogger("taskmaster.replication")
+
+SYSTEM_ROOTS = b"d\x00~"
+"""Documents of the cluster's own (registry entries, operation records: roots "~..."), not tasks: no
+task invariants to repair there."""
 
 LocalCall = Callable[[str, Any, Callable[[], str | None], bytes], Awaitable[dict]]
 """Runs a forwarded tool call here: (name, arguments, quorum problem of its partition, partition)."""
@@ -81,6 +86,8 @@ class Replicator:
         self.hints, self.grants, self.antientropy, self.metrics = hints, grants, antientropy, metrics
         self.local_call: LocalCall | None = None  # runs a tool call here (set by the API layer)
         self.on_ring_change: Callable[[tuple[str, ...]], None] | None = None  # e.g. to persist the members
+        self.member_listeners: list[Callable[[list[Member]], None]] = []  # told of every membership change
+        self.doc_listeners: list[Callable[[list[bytes]], None]] = []  # told of the keys peers' documents changed
         self.ring = Ring([name])
         self._remembered: frozenset[str] = frozenset()
         self.alive: frozenset[str] = frozenset([name])
@@ -148,6 +155,7 @@ class Replicator:
 
     def set_members(self, members: Iterable[Member]) -> None:
         """Called on every membership change: rebuild the ring, note who is reachable."""
+        members = list(members)
         ring_names, alive = {self.name} | self._remembered, {self.name}
         for m in members:
             if m.state == LEFT or m.name == self.name:
@@ -176,6 +184,8 @@ class Replicator:
                 self._wake_handoff.set()
                 for name in back:
                     self._spawn(self._exchange(name))
+        for listener in self.member_listeners:
+            listener(members)
 
     def reachable(self, name: str) -> bool:
         return name == self.name or (name in self.alive and name in self.addrs
@@ -266,6 +276,21 @@ class Replicator:
         await self.catch_up(root, tag)
         return await run_here()
 
+    async def route(self, partition: bytes, method: str, payload: Any, run_here: Callable[[], Awaitable[Any]],
+                    timeout: float | None = None) -> Any:
+        """Run an idempotent request on the coordinator of `partition`: `method` on the first reachable
+        candidate, or `run_here` (after catching up) when that is this node. A candidate that cannot be
+        reached or does not answer is passed over, so the request may run twice: it must be idempotent."""
+        for peer in self.candidates(partition):
+            if peer == self.name:
+                break
+            try:
+                return await self.rpc.call(peer, self.addrs[peer], method, payload, timeout or self.config.call_timeout)
+            except (Unreachable, Indeterminate) as e:
+                log.debug("%s on %s failed, trying the next candidate: %s", method, peer, e)
+        await self.catch_up_partition(partition)
+        return await run_here()
+
     async def _on_call(self, peer: str, payload: Any) -> dict:
         if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
             raise ValueError("tool.call needs {name, arguments}")
@@ -284,6 +309,10 @@ class Replicator:
         partition = partition_key(root, tag)
         if tag == PROJECT_TAG and self.config.replicas and len(self.ring) > self.config.replicas:
             await self._gather_project(root)
+        await self.catch_up_partition(partition)
+
+    async def catch_up_partition(self, partition: bytes) -> None:
+        """Merge in what the partition's other reachable replicas have, once per membership change."""
         if partition in self._fresh:
             return
         running = self._catching_up.get(partition)
@@ -370,6 +399,30 @@ class Replicator:
         self.stats["writes"] += 1
         counts = await asyncio.gather(*(self._board(p, docs) for p, docs in groups.items()))
         return min(counts)
+
+    def write_fields(self, changes: dict[bytes, dict[str, Any]]) -> asyncio.Future[int]:
+        """Set fields of documents that belong to no project (a registry entry, an operation record):
+        each merged into the stored document with one stamp and written at once (a caller's check and
+        its write happen together); the future ends once the batch is durable here and sent to the
+        partitions' replicas, with the durable copies it has (ours included)."""
+        hlc = self.service.hlc
+        ts, node = hlc.now(), hlc.node
+        store = self.service.store
+        batch = {}
+        for key, values in changes.items():
+            delta = Doc()
+            for name, value in values.items():
+                delta.set(name, value, ts, node)
+            raw = store.get(key)
+            batch[key] = encode(delta if raw is None else merge(decode(raw), delta))
+        store.write(batch)
+
+        async def settle() -> int:
+            replicating = asyncio.ensure_future(self.replicate(batch))
+            await store.durable()
+            return 1 + await replicating
+
+        return asyncio.ensure_future(settle())
 
     async def _board(self, partition: bytes, docs: dict[bytes, bytes]) -> int:
         """Ride the partition's next flight: while one batch is on its way to the replicas, the
@@ -471,7 +524,10 @@ class Replicator:
         """Merge documents from a peer. Where they changed a tag this node coordinates, they may come
         from the other side of a partition: check the tag's invariants soon (once for a burst)."""
         changed = await self.service.apply_remote(docs)
-        for partition in {partition_of(k) for k in changed}:
+        if changed:
+            for listener in self.doc_listeners:
+                listener(changed)
+        for partition in {partition_of(k) for k in changed if not k.startswith(SYSTEM_ROOTS)}:
             if partition not in self._repairing and self.candidates(partition)[:1] == [self.name]:
                 self._repairing.add(partition)
                 self._spawn(self._repair(partition))

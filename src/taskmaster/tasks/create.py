@@ -20,10 +20,6 @@ from .references import dep_target, express, reaches, refs_or_error, rewrite_ref
 from .state import ProjectTx, ProjectView, copy_json
 from .status import require_status
 
-AI_UNAVAILABLE = ("AI task creation (add_task with only a prompt) is not available yet in taskmaster: "
-                  "it needs the LLM layer, which has not landed. Pass title and description to add "
-                  "the task manually.")
-
 
 def next_task_id(view: ProjectView, tag: str) -> int:
     """Task Master's rule: the highest id in the tag plus one (gaps are never filled)."""
@@ -42,11 +38,9 @@ def next_task_id(view: ProjectView, tag: str) -> int:
 
 def add_task(tx: ProjectTx, tag: str, *, title: str | None = None, description: str | None = None,
              details: str | None = None, test_strategy: str | None = None,
-             dependencies: str | None = None, priority: str | None = None,
-             prompt: str | None = None) -> dict:
+             dependencies: str | None = None, priority: str | None = None) -> dict:
+    """Manual mode (title and description); the prompt mode asks a model (tools/ai.py)."""
     if not (title and description):
-        if prompt:
-            raise TaskError(AI_UNAVAILABLE, "NOT_AVAILABLE")
         raise TaskError("Either the prompt parameter or both title and description parameters are "
                         "required for adding a task", "INPUT_VALIDATION_ERROR")
     new_id = next_task_id(tx, tag)

@@ -30,7 +30,7 @@ from ..crdt.doc import DELETED, latest
 from ..crdt.taskdoc import fields_delta, fields_view, task_delta, tombstone, tombstone_task, view
 from ..storage import Store, doc_key, project_prefix, split_doc_key
 from .repair import plan_repairs
-from .state import MASTER, ProjectTx, ProjectView, TagState, TagWork, new_uid
+from .state import MASTER, ProjectTx, ProjectView, TagState, TagWork, new_uid, seeded_uid
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -262,6 +262,7 @@ class TaskService:
             fields_delta(d, project.state, tx.state, ts, node)
             deltas.append((STATE_TAG, STATE_DOC, d))
         for tag, w in tx.work.items():
+            w.seed = tx.seed
             deltas.extend(self._tag_deltas(project, tag, w, ts, node, reads))
         if not deltas:
             return {}
@@ -336,7 +337,8 @@ class TaskService:
                 continue
             doc = self._stored(project, tag, TASK_PREFIX + uid, reads)
             old = None if id(task) in added else w.origin.get(uid)
-            keys = [w.sub_keys.get(id(s)) or new_uid() for s in task.get("subtasks") or []]
+            keys = [w.sub_keys.get(id(s)) or (seeded_uid(w.seed, "sub", task.get("id"), i) if w.seed else new_uid())
+                    for i, s in enumerate(task.get("subtasks") or [])]
             delta = task_delta(doc, old, task, keys, ts, node)
             if not delta.is_empty():
                 yield tag, TASK_PREFIX + uid, delta

@@ -12,6 +12,7 @@ Do not remove from `tx.tasks(tag)` while iterating it; collect, then remove.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from bisect import bisect_left
 from dataclasses import dataclass, field
@@ -38,6 +39,12 @@ def copy_json(value: Any) -> Any:
 
 def new_uid() -> str:
     return secrets.token_hex(8)
+
+
+def seeded_uid(seed: str, *parts) -> str:
+    """A document key derived from a seed (an operation's id) and a position: a transaction that
+    applies the same answer again, here or on another replica, writes into the same documents."""
+    return hashlib.blake2b("\x00".join(map(str, (seed, *parts))).encode(), digest_size=8).hexdigest()
 
 
 @dataclass
@@ -130,6 +137,19 @@ class ProjectView:
         t = self._tag_state(tag)
         return t.find(task_id) if t is not None and t.exists else None
 
+    def find_uid(self, tag: str, uid: str) -> dict | None:
+        """The committed task whose document uid is `uid` (a scan: for the rare caller that needs it)."""
+        t = self._tags.get(tag)
+        if t is None or not t.exists:
+            return None
+        return next((task for task in t.tasks if t.uid.get(id(task)) == uid), None)
+
+    def subtask_keys(self, tag: str, task: dict) -> list[str]:
+        """The child document keys of a committed task's subtasks, in order."""
+        t = self._tags.get(tag)
+        uid = t.uid.get(id(task)) if t is not None else None
+        return list(t.sub_keys.get(uid, ())) if uid is not None else []
+
     def memo(self, tag: str) -> dict | None:
         """A place to keep answers computed from this tag until it next changes (None: don't cache)."""
         t = self._tags.get(tag)
@@ -160,6 +180,7 @@ class TagWork:
     metadata_changed: bool = False
     report_changed: bool = False
     recreated: bool = False  # deleted (or absent) then created in this transaction
+    seed: str | None = None  # the transaction's seed (ProjectTx.seed), given by the commit
     touched: dict[int, dict] = field(default_factory=dict)  # id(obj) -> obj: edited copies and added
     gone: set[int] = field(default_factory=set)  # id() of cached tasks replaced by a copy or removed
     _index: dict[int, int] | None = None  # id(task) -> position in `tasks`, when bisect cannot tell
@@ -224,6 +245,10 @@ class ProjectTx(ProjectView):
         self.base = view  # the committed view this transaction started from
         self._base_state = view.state
         self.work: dict[str, TagWork] = {}
+        self.seed: str | None = None
+        """Set by a supervised operation: new tasks and subtasks get keys derived from it (`seeded_uid`)
+        instead of random ones, so applying its answer twice cannot create anything twice."""
+        self._added = 0
 
     # ---- overrides so reads see this transaction's own changes ------------------------------------
     def _tag_state(self, name: str) -> TagState | TagWork | None:
@@ -280,7 +305,8 @@ class ProjectTx(ProjectView):
         task.setdefault("dependencies", [])
         task.setdefault("subtasks", [])
         w.append(task)
-        w.uid[id(task)] = new_uid()
+        w.uid[id(task)] = seeded_uid(self.seed, "task", self._added) if self.seed else new_uid()
+        self._added += 1
         w.added.append(task)
         return task
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from ..tasks.errors import TaskError
 from .registry import tool
 
-_AI = ("parse_prd", "expand_task", "expand_all", "analyze_project_complexity", "scope_up_task",
-       "scope_down_task", "research", "update", "update_task", "update_subtask")
 _AUTOPILOT = ("autopilot_start", "autopilot_resume", "autopilot_next", "autopilot_status",
               "autopilot_complete_phase", "autopilot_commit", "autopilot_finalize", "autopilot_abort")
 
@@ -18,7 +16,5 @@ def _unavailable(name: str, why: str):
     return handler
 
 
-for _name in _AI:
-    tool(_name)(_unavailable(_name, "it needs the LLM layer, which has not landed"))
 for _name in _AUTOPILOT:
     tool(_name)(_unavailable(_name, "the autopilot workflow has not landed"))

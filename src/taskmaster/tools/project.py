@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 
+from ..llm.config import KeyStore
 from ..tasks import files
 from ..tasks.errors import TaskError
 from ..tasks.model import iso_now
@@ -118,7 +119,8 @@ async def models(ctx: ToolContext, args: dict):
     changes = [(role, args[key]) for role, key in _SET_ARGS if args.get(key) is not None]
     if changes:
         return set_models(ctx.root, config, changes, args)
-    return {"activeModels": {role: _describe(config["models"][role]) for role in ROLES},
+    keys = KeyStore.for_project(ctx.root)  # the keys the AI tools use: the project's .env, then the environment
+    return {"activeModels": {role: _describe(config["models"][role], keys) for role in ROLES},
             "message": "Successfully retrieved current model configuration"}
 
 
@@ -174,11 +176,11 @@ def _provider_for(role: str, model_id: str, hint: str | None) -> tuple[str, str 
     return hint, f"Custom {hint} model '{model_id}' set without validation: make sure it exists."
 
 
-def _describe(entry: dict) -> dict:
+def _describe(entry: dict, keys: KeyStore) -> dict:
     known = _BY_ID.get(entry.get("modelId"))
     matches = known is not None and known[0] == entry.get("provider")
     key = _API_KEYS.get(entry.get("provider"))
-    has_key = key is None or bool(os.environ.get(key))  # providers without keys (ollama, claude-code)
+    has_key = key is None or keys.secret(key) is not None  # providers without keys (ollama, claude-code)
     return {"provider": entry.get("provider"), "modelId": entry.get("modelId"),
             "sweScore": known[2] if matches else None,
             "cost": {"input": known[3][0], "output": known[3][1]} if matches else None,

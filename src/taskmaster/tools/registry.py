@@ -56,6 +56,13 @@ class ToolContext:
     grant: Callable[[str, str, str, dict | None], Awaitable[str | None]] | None = None
     """In a cluster: grant(item, agent, expiresAt, lease seen on it) asks a majority of the tag's
     replicas to promise the item to the agent; None when they did, else why not."""
+    sampler: Callable[[list[dict], str, int], Awaitable[tuple[str, str]]] | None = None
+    """MCP sampling: sampler(messages, system, max_tokens) -> (text, model) asks the calling client's
+    model (llm/providers/sampling.py); None when the client does not offer sampling or the call was
+    forwarded from another node."""
+    cluster: Any = None
+    """The node's cluster services: `.operations` (supervised operations, replication/operations.py) and
+    `.models` (other nodes' LLM providers, cluster/registry.py); None outside a taskmasterd node."""
 
 
 @dataclass
@@ -91,7 +98,7 @@ def tool(name: str, check: Check | None = None) -> Callable[[Handler], Handler]:
 
 def load_all() -> dict[str, Tool]:
     """Import every tool module (registration happens on import)."""
-    from . import dependencies, pending, project, tags, tasks_read, tasks_write  # noqa: F401
+    from . import ai, dependencies, operations, pending, project, tags, tasks_read, tasks_write  # noqa: F401
 
     missing = set(_SPEC["tools"]) - set(TOOLS)
     if missing:

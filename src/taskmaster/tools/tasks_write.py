@@ -50,10 +50,14 @@ async def set_task_status(ctx: ToolContext, args: dict):
 
 @tool("add_task", check=ids_or_blank((), ("dependencies",)))
 async def add_task(ctx: ToolContext, args: dict):
+    if (args.get("prompt") or "").strip() and not (args.get("title") and args.get("description")):
+        from .ai import add_task_from_prompt  # prompt mode asks a model; ai.py imports this module
+
+        return await add_task_from_prompt(ctx, args)
     return await _write(ctx, args, lambda tx, tag: create.add_task(
         tx, tag, title=args.get("title"), description=args.get("description"), details=args.get("details"),
         test_strategy=args.get("testStrategy"), dependencies=args.get("dependencies"),
-        priority=args.get("priority"), prompt=args.get("prompt")))
+        priority=args.get("priority")))
 
 
 @tool("add_subtask", check=ids_or_blank(("id",), ("taskId", "dependencies")))
