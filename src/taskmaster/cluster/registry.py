@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from taskmaster.background import Background
 from taskmaster.cluster.rpc import RpcError
 from taskmaster.crdt import Doc, decode
 from taskmaster.crdt.doc import DELETED
@@ -108,7 +109,7 @@ class Registry:
         self._boots: dict[str, str] = {}  # member -> boot id in its metadata
         self._gone: set[str] = set()  # members membership holds dead or departed
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
+        self._background = Background()
         self._next_gc = 0.0
         for method, handler in (("reg.register", self._on_register), ("reg.unregister", self._on_unregister),
                                 ("reg.lookup", self._on_lookup)):
@@ -118,18 +119,10 @@ class Registry:
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self._spawn(self._maintain())
+        self._background.spawn(self._maintain())
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        await self._background.stop()
 
     # ---- the API -------------------------------------------------------------------------------------
     async def register(self, name: str, owner: str | None = None, meta: dict | None = None) -> Entry:

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from taskmaster.background import Background
 from taskmaster.cluster.rpc import Indeterminate, RemoteError, Rpc, RpcError, Unreachable
 from taskmaster.config import split_hostport
 from taskmaster.crdt import Doc, decode, encode, merge
@@ -98,7 +99,7 @@ class Replicator:
         self._prefs: dict[bytes, list[str]] = {}
         self._fresh: set[bytes] = set()
         self._catching_up: dict[bytes, asyncio.Future] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._background = Background()
         self._outbox: dict[bytes, _Flight] = {}  # per partition: the batch gathering for the next flight
         self._flying: set[bytes] = set()  # partitions with a batch on its way
         self._repairing: set[bytes] = set()  # partitions with an invariant check scheduled
@@ -114,20 +115,12 @@ class Replicator:
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self._spawn(self._handoff_loop())
-        self._spawn(self._antientropy_loop())
-        self._spawn(self._repair_loop())
+        self._background.spawn(self._handoff_loop())
+        self._background.spawn(self._antientropy_loop())
+        self._background.spawn(self._repair_loop())
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        await self._background.stop()
 
     # ---- members and the ring ------------------------------------------------------------------------
     def remember(self, names: Iterable[str]) -> None:
@@ -183,7 +176,7 @@ class Replicator:
             if back:
                 self._wake_handoff.set()
                 for name in back:
-                    self._spawn(self._exchange(name))
+                    self._background.spawn(self._exchange(name))
         for listener in self.member_listeners:
             listener(members)
 
@@ -368,7 +361,7 @@ class Replicator:
             return None
         for member in pref:
             if self.reachable(member) and member != self.name:
-                self._spawn(self._release(member, payload))
+                self._background.spawn(self._release(member, payload))
         self.grants.release(partition, item, agent, expires_at)
         return f"only {granted} of the {len(pref)} replicas granted it (need {need})"
 
@@ -453,7 +446,7 @@ class Replicator:
                 if partition in self._outbox:
                     self._take_off(partition)
 
-        self._spawn(fly())
+        self._background.spawn(fly())
 
     async def _replicate(self, partition: bytes, docs: list[list[bytes]]) -> int:
         pref = self.preference(partition)
@@ -482,9 +475,9 @@ class Replicator:
         owners = [m for m in pref if m != self.name]
         if not owners or need <= 0:
             for owner in owners:
-                self._spawn(ship(owner))
+                self._background.spawn(ship(owner))
             return 0
-        shipping = [self._spawn(ship(owner)) for owner in owners]
+        shipping = [self._background.spawn(ship(owner)) for owner in owners]
         waiting = asyncio.ensure_future(enough.wait())
         await asyncio.wait([waiting, *shipping], return_when=asyncio.FIRST_COMPLETED)
         while not enough.is_set() and not all(t.done() for t in shipping):
@@ -530,7 +523,7 @@ class Replicator:
         for partition in {partition_of(k) for k in changed if not k.startswith(SYSTEM_ROOTS)}:
             if partition not in self._repairing and self.candidates(partition)[:1] == [self.name]:
                 self._repairing.add(partition)
-                self._spawn(self._repair(partition))
+                self._background.spawn(self._repair(partition))
         return len(changed)
 
     async def _repair(self, partition: bytes) -> None:
@@ -565,8 +558,9 @@ class Replicator:
     # ---- hinted handoff --------------------------------------------------------------------------------
     async def _handoff_loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake_handoff.wait(), self.config.handoff_interval)
+            try:  # not wait_for: on 3.11 it can swallow the cancel that stops this loop
+                async with asyncio.timeout(self.config.handoff_interval):
+                    await self._wake_handoff.wait()
             except TimeoutError:
                 pass
             self._wake_handoff.clear()

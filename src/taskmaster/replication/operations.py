@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from taskmaster.background import Background
 from taskmaster.crdt import Doc, decode
 from taskmaster.crdt.doc import latest
 from taskmaster.crdt.hlc import physical
@@ -138,7 +139,7 @@ class Operations:
         self.stats = {"started": 0, "completed": 0, "failed": 0, "taken_over": 0, "expired": 0}
         self._unfinished: dict[str, str] = {}  # operation id -> its runner, for records held here
         self._running: dict[str, asyncio.Task] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._background = Background()
         self._wake = asyncio.Event()
         self._next_gc = 0.0
         for key, value in self.store.scan(PREFIX):
@@ -154,19 +155,11 @@ class Operations:
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self._spawn(self._supervise())
+        self._background.spawn(self._supervise())
 
     async def stop(self) -> None:
         """Stop supervising; operations running here stay unfinished for a restart or another node."""
-        for task in [*self._tasks, *self._running.values()]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._running.values(), return_exceptions=True)
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        await self._background.stop(*self._running.values())
 
     # ---- the API -------------------------------------------------------------------------------------
     async def submit(self, kind: str, root: str, tag: str, plan: dict, total: int) -> dict:
