@@ -22,3 +22,14 @@ class Background:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def woken_or_after(wake: asyncio.Event, seconds: float) -> None:
+    """Wait until `wake` is set or `seconds` pass, then clear it: the pace of a periodic loop that
+    can also be nudged. (Not asyncio.wait_for: on 3.11 it can swallow the cancel that stops the loop.)"""
+    try:
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+    except TimeoutError:
+        pass
+    wake.clear()

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from taskmaster.background import Background
+from taskmaster.background import Background, woken_or_after
 from taskmaster.cluster.rpc import RpcError
 from taskmaster.crdt import Doc, decode
 from taskmaster.crdt.doc import DELETED
@@ -217,12 +217,7 @@ class Registry:
     # ---- keeping it clean -----------------------------------------------------------------------------
     async def _maintain(self) -> None:
         while True:
-            try:  # not wait_for: on 3.11 it can swallow the cancel that stops this loop
-                async with asyncio.timeout(self.config.scan_interval):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await woken_or_after(self._wake, self.config.scan_interval)
             try:
                 await self._tidy()
             except Exception:  # a peer down mid-way: the next round tries again

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from taskmaster.background import Background
+from taskmaster.background import Background, woken_or_after
 from taskmaster.cluster.rpc import Indeterminate, RemoteError, Rpc, RpcError, Unreachable
 from taskmaster.config import split_hostport
 from taskmaster.crdt import Doc, decode, encode, merge
@@ -558,12 +558,7 @@ class Replicator:
     # ---- hinted handoff --------------------------------------------------------------------------------
     async def _handoff_loop(self) -> None:
         while True:
-            try:  # not wait_for: on 3.11 it can swallow the cancel that stops this loop
-                async with asyncio.timeout(self.config.handoff_interval):
-                    await self._wake_handoff.wait()
-            except TimeoutError:
-                pass
-            self._wake_handoff.clear()
+            await woken_or_after(self._wake_handoff, self.config.handoff_interval)
             for owner in self.hints.owners():
                 if self.reachable(owner):
                     await self._hand_off(owner)

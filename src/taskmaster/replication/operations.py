@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from taskmaster.background import Background
+from taskmaster.background import Background, woken_or_after
 from taskmaster.crdt import Doc, decode
 from taskmaster.crdt.doc import latest
 from taskmaster.crdt.hlc import physical
@@ -270,12 +270,7 @@ class Operations:
 
     async def _supervise(self) -> None:
         while True:
-            try:  # not wait_for: on 3.11 it can swallow the cancel that stops this loop
-                async with asyncio.timeout(self.config.scan_interval):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await woken_or_after(self._wake, self.config.scan_interval)
             for op_id, runner in list(self._unfinished.items()):
                 if op_id in self._running:
                     continue
