@@ -81,6 +81,8 @@ class _MembershipCollector:
                                 value=snap["broadcast_queue_depth"])
         yield GaugeMetricFamily("taskmaster_lhm", "Lifeguard local health multiplier (0 = healthy)",
                                 value=snap["lhm"])
+        yield GaugeMetricFamily("taskmaster_protocol_version", "wire protocol version this node sends (the "
+                                "highest every live member decodes)", value=snap["protocol_version"])
 
 
 class _ReplicationCollector:
@@ -104,6 +106,13 @@ class _ReplicationCollector:
                                 value=len(rep.hints))
         yield CounterMetricFamily("taskmaster_faults_dropped", "packets and calls dropped by injected faults",
                                   value=rep.rpc.faults.dropped)
+        stats = rep.rpc.stats
+        dropped = CounterMetricFamily("taskmaster_rpc_frames_dropped", "node-to-node RPC frames dropped: of a "
+                                      "protocol version this node does not decode, or otherwise invalid",
+                                      labels=["reason"])
+        dropped.add_metric(["version"], stats["dropped_version"])
+        dropped.add_metric(["invalid"], stats["dropped"] - stats["dropped_version"])
+        yield dropped
 
 
 class _ClusterServicesCollector:

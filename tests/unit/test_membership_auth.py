@@ -103,7 +103,7 @@ def test_forged_packets_are_dropped_and_counted(cluster):
 
     async def scenario():
         n0 = await c.add()
-        forged = Keyring([K2]).seal(bytes([messages.PROTOCOL_VERSION]) + b"\x91\x92\x01\x05")
+        forged = Keyring([K2]).seal(bytes([messages.PROTOCOL_MIN]) + b"\x91\x92\x01\x05")
         n0._on_packet(forged, ("10.6.6.6", 7946))
         n0._on_packet(b"\x01\x91\x92\x01\x05", ("10.6.6.6", 7946))
         dropped = n0.metrics_snapshot()["packets_dropped"]

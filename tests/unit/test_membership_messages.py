@@ -58,7 +58,7 @@ def test_drop_reasons():
     assert reason(PLAIN, b"") == "truncated"
     assert reason(PLAIN, b"\x01") == "truncated"
     assert reason(PLAIN, PLAIN.encode(ping)[:-2]) == "truncated"
-    assert reason(PLAIN, b"\x02" + PLAIN.encode(ping)[1:]) == "version"
+    assert reason(PLAIN, bytes([messages.PROTOCOL_MAX + 1]) + PLAIN.encode(ping)[1:]) == "version"
     assert reason(PLAIN, b"\x01" + b"\xc1") == "malformed"  # a byte msgpack never uses
     assert reason(PLAIN, PLAIN.encode(ping) + b"\x00") == "malformed"  # trailing bytes
     assert reason(PLAIN, PLAIN.encode(ping * 300)) == "oversized"
@@ -84,7 +84,7 @@ def test_drop_reasons():
     [messages.PUSH_PULL, [""], ["h"], [80], [{}], [1], [0]],
 ], ids=str)
 def test_wrong_shapes_are_malformed(message):
-    packet = bytes([messages.PROTOCOL_VERSION]) + msgpack.packb([message])
+    packet = bytes([messages.PROTOCOL_MIN]) + msgpack.packb([message])
     assert reason(Codec(None, 1 << 20, 1 << 20), packet) == "malformed"
 
 

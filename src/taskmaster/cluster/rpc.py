@@ -1,11 +1,20 @@
 """Node-to-node calls: multiplexed requests over one persistent TCP connection per peer.
 
-A frame is a 4-byte big-endian length and a body; the body is msgpack, sealed with the cluster key
-(AES-GCM, transport/auth.py) when the cluster has one, so RPC is as closed as gossip (promise 4).
+A frame is a 4-byte big-endian length and a body; the body is a msgpack array, sealed with the
+cluster key (AES-GCM, transport/auth.py) when the cluster has one, so RPC is as closed as gossip
+(promise 4).
 
     request  [0, id, sender, method, payload, wants_receipt]
     receipt  [2, id, true, null]          sent on arrival, when the request asked for one
     reply    [1, id, ok, result | error message, seconds the handler took]
+
+Versions (the protocol versions of membership/messages.py): in version 1 the body is the bare array;
+from version 2 on it is the version byte and the array (a version 1 array starts with a byte of
+0x90 or more, so the two cannot be confused), and a receiver ignores fields after the ones it knows,
+as it ignores map keys it does not know in payloads. A request goes in `Rpc.version` (the version
+every live member decodes); its receipt and reply go back in the request's. A frame of a version
+this node does not decode is dropped and counted (`stats["dropped_version"]`), and the connection
+keeps serving the frames after it.
 
 Each caller keeps per peer a moving average of its calls' round trips minus the handlers' time: the
 network and queueing distance to that peer (`rtt`), for choosing the nearest of several.
@@ -33,6 +42,7 @@ from typing import Any
 import msgpack
 
 from taskmaster.cluster.faults import Faults
+from taskmaster.membership.messages import PROTOCOL_MAX, PROTOCOL_MIN
 from taskmaster.transport.auth import AuthError, Keyring
 from taskmaster.transport.base import Address
 
@@ -41,6 +51,7 @@ log = logging.getLogger("taskmaster.rpc")
 Handler = Callable[[str, Any], Awaitable[Any]]
 _HEADER = struct.Struct(">I")
 _REQUEST, _REPLY, _RECEIPT = 0, 1, 2
+_FIELDS = {_REQUEST: (6, 6), _REPLY: (4, 5), _RECEIPT: (4, 4)}  # kind -> (fewest, most) fields known
 RTT_WEIGHT = 0.2
 """Weight of the newest sample in the round-trip average (an EWMA: about the last 5-10 calls count)."""
 
@@ -61,12 +72,50 @@ class RemoteError(RpcError):
     """The peer's handler failed with this message."""
 
 
-def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+class BadFrame(ValueError):
+    """A frame this node does not take: `reason` is "version" (a protocol it does not decode),
+    "auth" (not sealed with a key of ours) or "malformed"."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"{reason} rpc frame")
+        self.reason = reason
 
 
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+def encode_frame(frame: list, version: int) -> bytes:
+    """The plaintext body of `frame` in protocol `version`."""
+    body = msgpack.packb(frame, use_bin_type=True)
+    return body if version == 1 else bytes((version,)) + body
+
+
+def decode_frame(data: bytes) -> tuple[int, list]:
+    """(version, fields) of a frame's plaintext body, cut to the fields this node knows; BadFrame
+    for anything that is not a frame of a version it decodes."""
+    first = data[0] if data else 0
+    if 0x90 <= first <= 0x9F:  # a bare msgpack array of up to 15 items: version 1
+        version, body = 1, data
+    elif 2 <= first <= PROTOCOL_MAX:
+        version, body = first, memoryview(data)[1:]
+    else:
+        raise BadFrame("version" if PROTOCOL_MAX < first < 0x80 else "malformed")
+    try:
+        frame = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    except Exception:  # the trust boundary: whatever msgpack raises on hostile bytes
+        raise BadFrame("malformed") from None
+    known = _FIELDS.get(frame[0]) if type(frame) is list and frame and type(frame[0]) is int else None
+    if known is None or len(frame) < known[0] or (version == 1 and len(frame) > known[1]):
+        raise BadFrame("malformed")
+    frame = frame[:known[1]]
+    if not _valid(frame):
+        raise BadFrame("malformed")
+    return version, frame
+
+
+def _valid(frame: list) -> bool:
+    if type(frame[1]) is not int:
+        return False
+    if frame[0] == _REQUEST:
+        return type(frame[2]) is str and type(frame[3]) is str and type(frame[5]) is bool
+    return frame[0] != _REPLY or type(frame[2]) is bool
 
 
 class _Connection:
@@ -82,8 +131,11 @@ class _Connection:
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
-                body = await _read_frame(reader, self.rpc.max_frame)
-                kind, rid, ok, value, *took = self.rpc._open(body)
+                opened = self.rpc._open(await _read_frame(reader, self.rpc.max_frame))
+                if opened is None:
+                    continue
+                frame = opened[1]
+                kind, rid = frame[0], frame[1]
                 if kind == _RECEIPT:
                     receipt = self.receipts.pop(rid, None)
                     if receipt is not None and not receipt.done():
@@ -91,17 +143,18 @@ class _Connection:
                     continue
                 fut = self.pending.pop(rid, None)
                 if kind == _REPLY and fut is not None and not fut.done():
+                    ok, value, took = frame[2], frame[3], frame[4] if len(frame) > 4 else 0.0
                     if ok:
-                        fut.set_result((value, took[0] if took and isinstance(took[0], int | float) else 0.0))
+                        fut.set_result((value, took if type(took) in (int, float) else 0.0))
                     else:
                         fut.set_exception(RemoteError(value))
-        except (asyncio.IncompleteReadError, OSError, ValueError, AuthError, TypeError):
+        except (asyncio.IncompleteReadError, OSError, ValueError):
             pass
         finally:
             self.close()
 
-    def send(self, body: bytes) -> None:
-        self.writer.write(_HEADER.pack(len(body)) + body)
+    def send(self, frame: bytes) -> None:
+        self.writer.write(frame)
 
     def close(self) -> None:
         if self.closed:
@@ -129,7 +182,11 @@ class Rpc:
         self.name, self.keyring, self.max_frame = name, keyring, max_frame
         self.faults = faults or Faults()
         self.handlers: dict[str, Handler] = {}
-        self.stats = {"calls": 0, "failed": 0, "served": 0, "dropped": 0}
+        self.version = PROTOCOL_MIN
+        """The protocol version requests go in (the node keeps it at the one membership negotiated)."""
+        self.stats = {"calls": 0, "failed": 0, "served": 0, "dropped": 0, "dropped_version": 0}
+        """Frames dropped, all reasons (garbage, foreign key, isolated sender) and, of those, the ones
+        of a protocol version this node does not decode."""
         self._rtt: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._conns: dict[Address, _Connection] = {}
@@ -142,15 +199,28 @@ class Rpc:
         self.handlers[method] = handler
 
     # ---- wire ------------------------------------------------------------------------------------
-    def _seal(self, obj: Any) -> bytes:
-        data = _pack(obj)
-        return self.keyring.seal(data) if self.keyring else data
+    def _seal(self, frame: list, version: int) -> bytes:
+        """`frame` as it goes on the stream: length, then the (sealed) body."""
+        data = encode_frame(frame, version)
+        body = self.keyring.seal(data) if self.keyring else data
+        return _HEADER.pack(len(body)) + body
 
-    def _open(self, body: bytes) -> list:
-        msg = _unpack(self.keyring.open(body) if self.keyring else body)
-        if not isinstance(msg, list) or len(msg) not in (4, 5, 6):
-            raise ValueError("malformed rpc frame")
-        return msg
+    def _open(self, body: bytes) -> tuple[int, list] | None:
+        """(version, frame) of `body`; None for a frame of a later protocol version (dropped: the
+        stream goes on). Raises BadFrame for anything else that is not a frame of ours."""
+        try:
+            if self.keyring is not None:
+                body = self.keyring.open(body)
+            return decode_frame(body)
+        except AuthError:
+            self.stats["dropped"] += 1
+            raise BadFrame("auth") from None
+        except BadFrame as e:
+            self.stats["dropped"] += 1
+            if e.reason != "version":
+                raise
+            self.stats["dropped_version"] += 1
+            return None
 
     # ---- client ----------------------------------------------------------------------------------
     async def call(self, peer: str, addr: Address, method: str, payload: Any, timeout: float,
@@ -174,7 +244,8 @@ class Rpc:
                 conn.pending[rid] = fut
                 try:
                     sent = time.perf_counter()
-                    conn.send(self._seal([_REQUEST, rid, self.name, method, payload, receipt_within is not None]))
+                    conn.send(self._seal([_REQUEST, rid, self.name, method, payload, receipt_within is not None],
+                                         self.version))
                     if receipt_within is not None:
                         arrived = conn.receipts[rid] = asyncio.get_running_loop().create_future()
                         try:
@@ -238,19 +309,21 @@ class Rpc:
         self._server_writers.add(writer)
         try:
             while True:
-                body = await _read_frame(reader, self.max_frame)
                 try:
-                    kind, rid, sender, method, payload, wants_receipt = self._open(body)
-                except (ValueError, AuthError, TypeError, msgpack.UnpackException):
-                    self.stats["dropped"] += 1
+                    opened = self._open(await _read_frame(reader, self.max_frame))
+                except BadFrame:
                     return  # not one of us (or garbage): hang up
-                if kind != _REQUEST or self.faults.blocks(sender):
+                if opened is None:
+                    continue
+                version, frame = opened
+                if frame[0] != _REQUEST or self.faults.blocks(frame[2]):
                     self.stats["dropped"] += 1
                     continue
+                _, rid, sender, method, payload, wants_receipt = frame
                 if wants_receipt:
-                    receipt = self._seal([_RECEIPT, rid, True, None])
-                    writer.write(_HEADER.pack(len(receipt)) + receipt)
-                task = asyncio.get_running_loop().create_task(self._answer(writer, rid, sender, method, payload))
+                    writer.write(self._seal([_RECEIPT, rid, True, None], version))
+                task = asyncio.get_running_loop().create_task(
+                    self._answer(writer, version, rid, sender, method, payload))
                 self._serving.add(task)
                 task.add_done_callback(self._serving.discard)
         except (asyncio.IncompleteReadError, OSError, ValueError):
@@ -259,7 +332,9 @@ class Rpc:
             self._server_writers.discard(writer)
             writer.close()
 
-    async def _answer(self, writer: asyncio.StreamWriter, rid: int, sender: str, method: str, payload: Any) -> None:
+    async def _answer(self, writer: asyncio.StreamWriter, version: int, rid: int, sender: str, method: str,
+                      payload: Any) -> None:
+        """Run the handler and reply, in the request's protocol `version`."""
         handler = self.handlers.get(method)
         self.stats["served"] += 1
         started = time.perf_counter()
@@ -275,8 +350,7 @@ class Rpc:
             log.exception("rpc %s from %s failed", method, sender)
             reply = [_REPLY, rid, False, f"internal error: {type(e).__name__}"]
         if not writer.is_closing():
-            body = self._seal(reply)
-            writer.write(_HEADER.pack(len(body)) + body)
+            writer.write(self._seal(reply, version))
 
     async def close(self) -> None:
         for conn in list(self._conns.values()):

@@ -27,6 +27,11 @@ Reg = tuple[int, str, bool, Any]
 Elem = int | str
 
 DELETED = "~del"  # tombstone field of a document
+FORMAT = 1
+"""The encoding of a document (in RocksDB and on the wire): format 1 is the bare array [fields, sets,
+children]. A later format appends its number as a fourth item, so that `decode` tells them apart and
+a data dir can be migrated. Replicas compare documents by their encoded bytes (anti-entropy), so a
+new format is written only once every member reads it (a protocol version)."""
 
 
 def canonical(value: Any) -> Any:
@@ -219,4 +224,8 @@ def encode(doc: Doc) -> bytes:
 
 
 def decode(data: bytes) -> Doc:
-    return from_wire(msgpack.unpackb(data, raw=False, strict_map_key=False))
+    raw = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    if len(raw) != 3:
+        raise ValueError(f"document format {raw[3] if len(raw) > 3 else '?'} is not {FORMAT}, the one this "
+                         "node reads")
+    return from_wire(raw)

@@ -18,8 +18,8 @@ from taskmaster.membership import messages
 from taskmaster.membership.awareness import Awareness
 from taskmaster.membership.broadcast import BroadcastQueue
 from taskmaster.membership.config import MembershipConfig
-from taskmaster.membership.member import ALIVE, STATES, Member
-from taskmaster.membership.messages import MAX_NAME, Codec, Dropped
+from taskmaster.membership.member import ALIVE, STATES, SUSPECT, Member
+from taskmaster.membership.messages import MAX_NAME, Codec, Dropped, Negotiation
 from taskmaster.membership.pushpull import StateSync
 from taskmaster.membership.state import MemberTable
 from taskmaster.membership.stats import Stats
@@ -64,6 +64,7 @@ class Membership:
         self.stats = Stats()
         self.awareness = Awareness(config.awareness_max_multiplier)
         self.codec = Codec(self.keyring, config.packet_size, config.max_frame)
+        self.negotiation = Negotiation()  # the protocol version the codec sends
         self.table: MemberTable | None = None
         self.broadcasts: BroadcastQueue | None = None
         self.detector: Detector | None = None
@@ -83,7 +84,7 @@ class Membership:
         self.broadcasts = BroadcastQueue(self.config.retransmit_mult, lambda: table.num_nodes(),
                                          on_ready=lambda: self.detector.gossip_ready())
         table = self.table = MemberTable(self.config, clock, self._rng, self.name, self.broadcasts,
-                                         self.awareness, self.stats, self._on_change)
+                                         self.awareness, self.stats, self._changed)
         self.detector = Detector(self.config, table, self.transport, self.codec, clock, self._rng,
                                  self.awareness, self.broadcasts, self.stats, self._spawn)
         self.sync = StateSync(self.config, table, self.transport, self.codec, clock, self._rng,
@@ -147,6 +148,11 @@ class Membership:
         for reconnect_timeout / tombstone_timeout)."""
         return self.table.members() if self.table is not None else []
 
+    @property
+    def protocol_version(self) -> int:
+        """The wire protocol version this node sends: the highest every live member decodes."""
+        return self.codec.version
+
     def local_health(self) -> int:
         """Lifeguard's local health score: 0 healthy .. awareness_max_multiplier-1 (7 by default)."""
         return self.awareness.score
@@ -163,6 +169,7 @@ class Membership:
             "packets_dropped": {reason: s.dropped.get(reason, 0) for reason in DROP_REASONS},
             "broadcast_queue_depth": len(self.broadcasts) if self.broadcasts is not None else 0,
             "lhm": self.awareness.score,
+            "protocol_version": self.codec.version,
             "packets_sent": s.packets_sent,
             "packets_received": s.packets_received,
             "bytes_sent": s.bytes_sent,
@@ -190,7 +197,7 @@ class Membership:
             if kind == messages.ACK:
                 detector.on_ack(m[1])
             elif kind == messages.PING:
-                detector.on_ping(m[1], m[2], sender)
+                detector.on_ping(m[1], m[2], sender, msgs.version)
             elif kind == messages.ALIVE:
                 table.alive(m[1], m[2], (m[3], m[4]), m[5])
             elif kind == messages.SUSPECT:
@@ -198,7 +205,7 @@ class Membership:
             elif kind == messages.DEAD:
                 table.dead(m[1], m[2], m[3])
             elif kind == messages.PING_REQ:
-                detector.on_ping_req(m[1], m[2], (m[3], m[4]), m[5], sender)
+                detector.on_ping_req(m[1], m[2], (m[3], m[4]), m[5], sender, msgs.version)
             elif kind == messages.NACK:
                 detector.on_nack(m[1])
             else:
@@ -216,17 +223,23 @@ class Membership:
             return None
         m = msgs[0]
         if m[0] == messages.PUSH_PULL:
-            reply = self.sync.serve(m[1:])
+            reply = self.sync.serve(m[1:], msgs.version)
         elif m[0] == messages.PING:
             if m[2] != self.name:
                 self.stats.dropped["misdirected"] += 1
                 return None
-            reply = self.codec.encode([messages.ack(m[1])])
+            reply = self.codec.encode([messages.ack(m[1])], msgs.version)
         else:
             self.stats.dropped["unexpected"] += 1
             return None
         self.stats.bytes_sent += len(reply)
         return reply
+
+    def _changed(self, member: Member) -> None:
+        self.negotiation.update(member.name, member.state in (ALIVE, SUSPECT), member.meta)
+        self.codec.version = self.negotiation.version
+        if self._on_change is not None:
+            self._on_change(member)
 
     def _on_drop(self, reason: str) -> None:
         self.stats.dropped[reason] += 1

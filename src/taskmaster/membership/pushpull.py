@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from taskmaster.membership import messages
 from taskmaster.membership.config import MembershipConfig
 from taskmaster.membership.member import ALIVE, DEAD
-from taskmaster.membership.messages import Codec, Dropped, Rejected
+from taskmaster.membership.messages import PROTOCOL_MIN, Codec, Dropped, Rejected
 from taskmaster.membership.state import MemberTable
 from taskmaster.membership.stats import Stats
 from taskmaster.transport.base import Address, Clock, TimerHandle, Transport, TransportError
@@ -61,9 +61,10 @@ class StateSync:
             if timer is not None:
                 timer.cancel()
 
-    async def exchange(self, addr: Address) -> None:
-        """Send our state to `addr` and merge its reply. Raises TransportError, Rejected, Dropped."""
-        request = self.codec.encode([self.table.state_message()])
+    async def exchange(self, addr: Address, version: int | None = None) -> None:
+        """Send our state to `addr` (in protocol `version`, default the negotiated one) and merge its
+        reply. Raises TransportError, Rejected, Dropped."""
+        request = self.codec.encode([self.table.state_message()], version)
         self.stats.streams_sent += 1
         self.stats.bytes_sent += len(request)
         reply = await self.transport.request(addr, request, self.config.tcp_timeout)
@@ -77,9 +78,10 @@ class StateSync:
             raise
         self.table.merge(msgs[0][1:])
 
-    def serve(self, columns: list[list]) -> bytes:
-        """Answer a peer's push-pull: our state (as it was before theirs is merged)."""
-        reply = self.codec.encode([self.table.state_message()])
+    def serve(self, columns: list[list], version: int) -> bytes:
+        """Answer a peer's push-pull (in its protocol `version`): our state (as it was before theirs
+        is merged)."""
+        reply = self.codec.encode([self.table.state_message()], version)
         self.table.merge(columns)
         return reply
 
@@ -93,7 +95,7 @@ class StateSync:
             contacted, errors = 0, []
             for addr in seeds:
                 try:
-                    await self.exchange(addr)
+                    await self.exchange(addr, PROTOCOL_MIN)  # whatever version the seed runs decodes it
                     contacted += 1
                 except Rejected as e:
                     errors.append(f"{_where(addr)} refused us: {e}")
@@ -128,10 +130,11 @@ class StateSync:
         alive = sum(1 for n in self.table.nodes if n.state == ALIVE)
         if self.rng.random() > len(failed) / max(alive, 1):
             return
-        self.spawn(self._quiet_exchange(self.rng.choice(failed).addr))
+        # The member may have come back with another version than it had: the oldest one reaches it.
+        self.spawn(self._quiet_exchange(self.rng.choice(failed).addr, PROTOCOL_MIN))
 
-    async def _quiet_exchange(self, addr: Address) -> None:
+    async def _quiet_exchange(self, addr: Address, version: int | None = None) -> None:
         try:
-            await self.exchange(addr)
+            await self.exchange(addr, version)
         except (TransportError, Rejected, Dropped) as e:
             log.debug("push-pull with %s failed: %s", _where(addr), e)

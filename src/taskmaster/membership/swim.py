@@ -49,10 +49,10 @@ class _ProbeRound:
 class _Relay:
     """A ping we send on behalf of a prober (ping-req): its ack is forwarded, its silence nacked."""
 
-    __slots__ = ("seq", "requester", "want_nack", "timer")
+    __slots__ = ("seq", "requester", "want_nack", "version", "timer")
 
-    def __init__(self, seq: int, requester: Address, want_nack: bool):
-        self.seq, self.requester, self.want_nack = seq, requester, want_nack
+    def __init__(self, seq: int, requester: Address, want_nack: bool, version: int):
+        self.seq, self.requester, self.want_nack, self.version = seq, requester, want_nack, version
         self.timer: TimerHandle | None = None
 
 
@@ -95,13 +95,14 @@ class Detector:
 
     # --- sending -----------------------------------------------------------------------------------
 
-    def send(self, addr: Address, parts: list[bytes]) -> None:
-        """One packet with `parts` and as many queued updates as still fit."""
+    def send(self, addr: Address, parts: list[bytes], version: int | None = None) -> None:
+        """One packet with `parts` and as many queued updates as still fit (in protocol `version`:
+        an answer goes in the version of what it answers)."""
         room = self.codec.packet_size - self.codec.overhead - sum(map(len, parts))
-        self._transmit(addr, parts + self.broadcasts.take(room))
+        self._transmit(addr, parts + self.broadcasts.take(room), version)
 
-    def _transmit(self, addr: Address, parts: list[bytes]) -> None:
-        data = self.codec.encode(parts)
+    def _transmit(self, addr: Address, parts: list[bytes], version: int | None = None) -> None:
+        data = self.codec.encode(parts, version)
         self.stats.packets_sent += 1
         self.stats.bytes_sent += len(data)
         self.transport.send_packet(addr, data)
@@ -183,11 +184,11 @@ class Detector:
 
     # --- incoming ----------------------------------------------------------------------------------
 
-    def on_ping(self, seq: int, target: str, sender: Address) -> None:
+    def on_ping(self, seq: int, target: str, sender: Address, version: int) -> None:
         if target != self.table.name:
             self.stats.dropped["misdirected"] += 1  # meant for a member that used to live here
             return
-        self.send(sender, [messages.ack(seq)])
+        self.send(sender, [messages.ack(seq)], version)
 
     def on_ack(self, seq: int) -> None:
         pending = self._pending.pop(seq, None)
@@ -195,7 +196,7 @@ class Detector:
             return  # late: the round is over
         pending.timer.cancel()
         if type(pending) is _Relay:
-            self.send(pending.requester, [messages.ack(pending.seq)])
+            self.send(pending.requester, [messages.ack(pending.seq)], pending.version)
         else:
             self.awareness.apply(-1)
             self._end_round()
@@ -205,8 +206,9 @@ class Detector:
         if type(pending) is _ProbeRound:
             pending.nacks += 1
 
-    def on_ping_req(self, seq: int, target: str, addr: Address, want_nack: bool, requester: Address) -> None:
-        relay = _Relay(seq, requester, want_nack)
+    def on_ping_req(self, seq: int, target: str, addr: Address, want_nack: bool, requester: Address,
+                    version: int) -> None:
+        relay = _Relay(seq, requester, want_nack, version)
         own_seq = self._next_seq()
         self._pending[own_seq] = relay
         relay.timer = self.clock.call_later(self.config.probe_timeout, self._relay_timeout, own_seq, relay)
@@ -215,7 +217,7 @@ class Detector:
     def _relay_timeout(self, own_seq: int, relay: _Relay) -> None:
         self._pending.pop(own_seq, None)
         if relay.want_nack:
-            self.send(relay.requester, [messages.nack(relay.seq)])
+            self.send(relay.requester, [messages.nack(relay.seq)], relay.version)
 
     # --- gossip ------------------------------------------------------------------------------------
 
