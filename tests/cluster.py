@@ -39,15 +39,24 @@ class Node(Daemon):
 
 
 class Cluster:
-    def __init__(self, tmp: Path, size: int, *args: str, hosts: NetnsHosts | None = None):
+    def __init__(self, tmp: Path, size: int, *args: str, hosts: NetnsHosts | None = None,
+                 zones: list[str] | None = None):
         self.tmp, self.args, self.hosts = tmp, args, hosts
+        self.zones = zones or []  # node i's --zone (none past the end)
         self.nodes: list[Node] = []
         self.size = size
         self.http: aiohttp.ClientSession | None = None
 
     def node(self, i: int, *extra: str) -> Node:
         join = [] if i == 0 else ["--join", self.nodes[0].gossip]
-        return Node(self.tmp / f"n{i}", f"n{i}", *self.args, *join, *extra, hosts=self.hosts, host=i)
+        return Node(self.tmp / f"n{i}", f"n{i}", *self.args, *self._zone_args(i), *join, *extra, hosts=self.hosts,
+                    host=i)
+
+    def zone(self, i: int) -> str:
+        return self.zones[i] if i < len(self.zones) else ""
+
+    def _zone_args(self, i: int) -> list[str]:
+        return ["--zone", self.zone(i)] if self.zone(i) else []
 
     def _session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
@@ -84,7 +93,7 @@ class Cluster:
         join = ["--join", join or self.nodes[1 if i == 0 else 0].gossip]
         # Same addresses, as a restarted server has: members refuse a live name on a new address.
         same = [] if self.hosts is not None else ["--bind", old.gossip, "--http", old.base.split("//", 1)[1]]
-        new = Node(old.data_dir, old.name, *self.args, *join, *same, hosts=self.hosts, host=i)
+        new = Node(old.data_dir, old.name, *self.args, *self._zone_args(i), *join, *same, hosts=self.hosts, host=i)
         self.nodes[i] = new.start()
         # Kept-alive connections to the old process are dead: new clients get a new pool.
         self._retired.append(self.http)
@@ -138,7 +147,7 @@ class Cluster:
         return [(await self.get(i, "/admin/digest"))["partitions"] for i in range(len(self.nodes))]
 
     def owners(self, partition: bytes, replicas: int | None = 3) -> list[str]:
-        ring = Ring(n.name for n in self.nodes)
+        ring = Ring({n.name: self.zone(i) for i, n in enumerate(self.nodes)})
         return ring.preference(partition, replicas or len(self.nodes))
 
     async def wait_converged(self, partitions: list[bytes], replicas: int | None = 3,

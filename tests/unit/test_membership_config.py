@@ -11,11 +11,12 @@ from taskmaster.membership import MembershipConfig
 # (probe_interval, probe_timeout, indirect_checks, suspicion_mult, retransmit_mult, gossip_interval,
 #  gossip_nodes, gossip_to_the_dead_time, push_pull_interval, tcp_timeout): anchors §1.2. Our local
 #  profile departs from memberlist's on purpose: 0.3 s probes (1 s in memberlist) and LAN's
-#  retransmit multiplier 4 (2), for sub-2 s detection on one host (scripts/bench_membership.py).
+#  retransmit multiplier 4 (2), for sub-2 s detection on one host (scripts/bench_membership.py); wan
+#  probes with a 2 s timeout (3 s) so helpers' nacks return within the round (MembershipConfig.wan).
 PROFILES = {
     "lan": (1.0, 0.5, 3, 4, 4, 0.2, 3, 30.0, 30.0, 10.0),
     "local": (0.3, 0.1, 1, 3, 4, 0.1, 3, 15.0, 15.0, 1.0),
-    "wan": (5.0, 3.0, 3, 6, 4, 0.5, 4, 60.0, 60.0, 30.0),
+    "wan": (5.0, 2.0, 3, 6, 4, 0.5, 4, 60.0, 60.0, 30.0),
 }
 
 

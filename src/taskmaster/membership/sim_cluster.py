@@ -16,20 +16,22 @@ from collections.abc import Callable, Coroutine
 from taskmaster.membership.config import MembershipConfig
 from taskmaster.membership.member import ALIVE, Member
 from taskmaster.membership.membership import Membership
+from taskmaster.transport.base import Address
 from taskmaster.transport.memory import SimNetwork
 from taskmaster.transport.virtual_time import Stall, StallingClock, VirtualTimeLoop
 
 
 class SimCluster:
     def __init__(self, config: MembershipConfig, *, seed: int = 0, loss: float = 0.0,
-                 delay: float = 0.0005, jitter: float = 0.0015, duplicate: float = 0.0):
+                 delay: float = 0.0005, jitter: float = 0.0015, duplicate: float = 0.0,
+                 link_delay: Callable[[Address, Address], float] | None = None):
         self.config = config
         self.loop = VirtualTimeLoop()
         self.errors: list[dict] = []
         self.loop.set_exception_handler(lambda loop, context: self.errors.append(context))
         self.rng = random.Random(seed)
         self.net = SimNetwork(self.loop, random.Random(self.rng.getrandbits(64)), loss=loss, delay=delay,
-                              jitter=jitter, duplicate=duplicate)
+                              jitter=jitter, duplicate=duplicate, link_delay=link_delay)
         self.nodes: dict[str, Membership] = {}
         self.changes: list[tuple[float, str, Member]] = []
         """Every on_change of every node: (virtual time, observer, member)."""

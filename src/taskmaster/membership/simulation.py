@@ -46,6 +46,14 @@ class SimParams:
     jitter: float = 0.0015
     warmup: float = 30.0
     """Fault-free start; steady load is measured over its second half."""
+    zones: int = 1
+    """Node i lives in zone i % zones. Inside a zone every link has `delay`; between two zones a
+    fixed round trip from `inter_zone_rtt`."""
+    inter_zone_rtt: tuple[float, float] = (0.05, 0.15)
+    """(shortest, longest) round trip between zones in seconds; the zone pairs get RTTs spread
+    evenly over it (3 zones at 50-150 ms: 50, 100 and 150 ms), so both ends are exercised."""
+    zone_outage: bool = False
+    """Also crash every node of the last zone at once, at a seeded time (a datacenter lost)."""
 
 
 def _addr(i: int) -> tuple[str, int]:
@@ -62,6 +70,13 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def zone_rtts(zones: int, rtt: tuple[float, float]) -> dict[tuple[int, int], float]:
+    """The round trip between each pair of zones (a < b), spread evenly over `rtt`."""
+    pairs = [(a, b) for a in range(zones) for b in range(a + 1, zones)]
+    step = (rtt[1] - rtt[0]) / (len(pairs) - 1) if len(pairs) > 1 else 0.0
+    return {pair: rtt[0] + k * step for k, pair in enumerate(pairs)}
 
 
 def _summary(values: list[float]) -> dict:
@@ -124,8 +139,11 @@ class Simulation:
         self.errors: list[dict] = []
         self.loop.set_exception_handler(lambda loop, context: self.errors.append(context))
         self.master = random.Random(params.seed)
+        self.zone_of: dict[tuple[str, int], int] = {}
+        self.rtts = zone_rtts(params.zones, params.inter_zone_rtt)
         self.net = SimNetwork(self.loop, random.Random(self.master.getrandbits(64)), loss=params.loss,
-                              delay=params.delay, jitter=params.jitter, duplicate=params.duplicate)
+                              delay=params.delay, jitter=params.jitter, duplicate=params.duplicate,
+                              link_delay=self._link_delay if params.zones > 1 else None)
         self.obs = _Observer(self.loop)
         self.nodes: dict[str, Membership] = {}
         self.down: set[str] = set()
@@ -140,8 +158,13 @@ class Simulation:
             gc.enable()
             gc.unfreeze()  # the tables may be collected again once dropped
 
+    def _link_delay(self, src: tuple[str, int], dst: tuple[str, int]) -> float:
+        a, b = self.zone_of[src], self.zone_of[dst]
+        return self.p.delay if a == b else self.rtts[min(a, b), max(a, b)] / 2
+
     def _make(self, i: int, stall: Stall | None = None) -> Membership:
         addr = _addr(i)
+        self.zone_of[addr] = i % self.p.zones
         clock = StallingClock(self.loop, stall) if stall else self.loop
         m = Membership(self.config, self.net.transport(addr, stall), name=_name(i),
                        meta={"http": f"{addr[0]}:8080"}, clock=clock,
@@ -175,7 +198,8 @@ class Simulation:
         tail = min(high + 10.0, p.seconds / 2)
         start, end = min(p.warmup, p.seconds / 4), p.seconds - tail
         events = sorted([(self.master.uniform(start, end), "crash") for _ in range(n_crash)]
-                        + [(self.master.uniform(start, end), "join") for _ in range(n_join)])
+                        + [(self.master.uniform(start, end), "join") for _ in range(n_join)]
+                        + ([(self.master.uniform(start, end), "zone")] if p.zone_outage else []))
         healthy = [_name(i) for i in range(p.nodes) if i not in slow_ids]
 
         await asyncio.sleep(start / 2)
@@ -188,6 +212,10 @@ class Simulation:
             if kind == "crash":
                 candidates = [name for name in healthy if name not in self.down]
                 await self._crash(self.master.choice(candidates))
+            elif kind == "zone":
+                for name, m in list(self.nodes.items()):
+                    if name not in self.down and self.zone_of[m.transport.local_addr] == p.zones - 1:
+                        await self._crash(name)
             else:
                 seed = self.master.choice([name for name in self.nodes if name not in self.down])
                 self._spawn_join(next_id, self.nodes[seed].transport.local_addr)
@@ -267,6 +295,8 @@ class Simulation:
         steady_span = (steady_to[2] - steady_from[2]) * p.nodes
         p99 = percentile(all_dead, 99)
         lhm = [self.nodes[name].local_health() for name in live]
+        zones = {} if p.zones == 1 else {"zones": {
+            "count": p.zones, "pair_rtt_ms": {f"{a}-{b}": round(rtt * 1000, 1) for (a, b), rtt in self.rtts.items()}}}
         return {
             "params": asdict(p),
             "detection": {
@@ -295,6 +325,7 @@ class Simulation:
                        "max_lhm_slow": max((self.nodes[s].local_health() for s in self.slow), default=0)},
             "network": {"packets": self.net.packets, "lost": self.net.lost, "blocked": self.net.blocked},
             "virtual_seconds": round(now, 3),
+            **zones,
         }
 
 

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,9 @@ LocalCall = Callable[[str, Any, Callable[[], str | None], bytes], Awaitable[dict
 class ReplicationConfig:
     replicas: int | None = 3
     """N: copies of each partition. None keeps a full copy on every member."""
+    zone: str = ""
+    """This node's zone; the other members' zones come with their metadata (the ring spreads a
+    partition's replicas over zones)."""
     write_quorum: int = 2
     """W: durable copies before a write is acknowledged (clamped to N)."""
     put_timeout: float = 1.0
@@ -86,11 +89,11 @@ class Replicator:
         self.name, self.config, self.service, self.rpc = name, config, service, rpc
         self.hints, self.grants, self.antientropy, self.metrics = hints, grants, antientropy, metrics
         self.local_call: LocalCall | None = None  # runs a tool call here (set by the API layer)
-        self.on_ring_change: Callable[[tuple[str, ...]], None] | None = None  # e.g. to persist the members
+        self.on_ring_change: Callable[[dict[str, str]], None] | None = None  # e.g. to persist members -> zones
         self.member_listeners: list[Callable[[list[Member]], None]] = []  # told of every membership change
         self.doc_listeners: list[Callable[[list[bytes]], None]] = []  # told of the keys peers' documents changed
-        self.ring = Ring([name])
-        self._remembered: frozenset[str] = frozenset()
+        self.ring = Ring({name: config.zone})
+        self._remembered: dict[str, str] = {}  # name -> zone
         self.alive: frozenset[str] = frozenset([name])
         self.addrs: dict[str, tuple[str, int]] = {}
         self.stats = {"writes": 0, "quorum_failures": 0, "hinted": 0, "handed_off": 0, "forwarded": 0,
@@ -123,37 +126,40 @@ class Replicator:
         await self._background.stop()
 
     # ---- members and the ring ------------------------------------------------------------------------
-    def remember(self, names: Iterable[str]) -> None:
-        """The members of the ring this node last knew (from its data dir), kept in the ring until
-        `synced`: a node restarting keeps the same preference lists, so what it writes before it has
-        rejoined goes to the right owners (as hints) instead of making it a cluster of one."""
-        self._remembered = frozenset(names) - {self.name}
-        self._set_ring({self.name} | self._remembered)
+    def remember(self, members: Mapping[str, str] | Iterable[str]) -> None:
+        """The members of the ring this node last knew (from its data dir; name -> zone, or plain
+        names of zone ""), kept in the ring until `synced`: a node restarting keeps the same
+        preference lists, so what it writes before it has rejoined goes to the right owners (as
+        hints) instead of making it a cluster of one."""
+        zones = dict(members) if isinstance(members, Mapping) else dict.fromkeys(members, "")
+        self._remembered = {name: str(zone) for name, zone in zones.items() if name != self.name}
+        self._set_ring({**self._remembered, self.name: self.config.zone})
 
     def synced(self) -> None:
         """Membership has heard from the cluster: from now on it alone says who is in the ring."""
-        self._remembered = frozenset()
+        self._remembered = {}
 
-    def _set_ring(self, names: set[str]) -> None:
-        if set(self.ring.members) == names:
+    def _set_ring(self, zones: dict[str, str]) -> None:
+        if self.ring.zones == zones:
             return
-        for gone in set(self.ring.members) - names:
+        for gone in set(self.ring.members) - set(zones):
             self.hints.drop(gone)  # its partitions have new owners, filled by anti-entropy
-        self.ring = Ring(names)
+        self.ring = Ring(zones)
         self._prefs.clear()
         self._fresh.clear()
         self.service.replicate = self.replicate if len(self.ring) > 1 else None
         if self.on_ring_change is not None:
-            self.on_ring_change(self.ring.members)
+            self.on_ring_change(self.ring.zones)
 
     def set_members(self, members: Iterable[Member]) -> None:
         """Called on every membership change: rebuild the ring, note who is reachable."""
         members = list(members)
-        ring_names, alive = {self.name} | self._remembered, {self.name}
+        ring, alive = {**self._remembered, self.name: self.config.zone}, {self.name}
         for m in members:
             if m.state == LEFT or m.name == self.name:
                 continue
-            ring_names.add(m.name)
+            zone = m.meta.get("zone")
+            ring[m.name] = zone if isinstance(zone, str) else ""  # a node without one: zone ""
             if m.state in (ALIVE, SUSPECT):
                 alive.add(m.name)
             rpc = m.meta.get("rpc")
@@ -162,7 +168,7 @@ class Replicator:
                     self.addrs[m.name] = split_hostport(rpc)
                 except ValueError:
                     log.warning("member %s advertises a bad rpc address %r", m.name, rpc)
-        self._set_ring(ring_names)
+        self._set_ring(ring)
         alive_now = frozenset(alive)
         if alive_now != self.alive:
             for name in self.alive - alive_now:  # calls in flight to it fail now, not at their timeout
@@ -564,9 +570,13 @@ class Replicator:
                     await self._hand_off(owner)
 
     async def _hand_off(self, owner: str) -> None:
+        sent = 0
         while True:
             batch = self.hints.batch(owner, self.config.handoff_batch)
             if not batch:
+                if sent:  # one line per handoff, not per batch
+                    log.info("handed off %d hinted documents to %s", sent, owner,
+                             extra={"event": "handoff", "node": owner, "docs": sent})
                 return
             try:
                 await self.rpc.call(owner, self.addrs[owner], "rep.put",
@@ -576,6 +586,7 @@ class Replicator:
                 return
             self.hints.done(owner, [k for k, _ in batch])
             self.stats["handed_off"] += len(batch)
+            sent += len(batch)
 
     # ---- anti-entropy ----------------------------------------------------------------------------------
     async def _antientropy_loop(self) -> None:

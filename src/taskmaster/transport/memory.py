@@ -1,7 +1,8 @@
 """The simulated network: in-memory transports on a seeded, faulty network in virtual time.
 
-Every packet is independently lost (probability `loss`), delayed (`delay` + uniform `jitter`,
-which also reorders), sometimes duplicated, and dropped between partitioned groups or to a
+Every packet is independently lost (probability `loss`), delayed (the link's base delay: `delay`,
+or `link_delay(src, dst)` where links differ, as between zones; plus uniform `jitter`, which also
+reorders), sometimes duplicated, and dropped between partitioned groups or to a
 crashed (closed) endpoint. Streams are reliable but slower (a handshake, and a retransmission
 timeout when a segment is "lost"); unreachable peers time out. A node given a `Stall` also
 receives everything late while it is frozen. All randomness comes from one `random.Random`, so a
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 from taskmaster.transport.base import (
     Address,
@@ -29,9 +31,12 @@ _RTO = 0.2
 
 class SimNetwork:
     def __init__(self, loop: asyncio.AbstractEventLoop, rng: random.Random, *, loss: float = 0.0,
-                 delay: float = 0.0005, jitter: float = 0.0015, duplicate: float = 0.0):
+                 delay: float = 0.0005, jitter: float = 0.0015, duplicate: float = 0.0,
+                 link_delay: Callable[[Address, Address], float] | None = None):
         self.loop, self.rng = loop, rng
         self.loss, self.delay, self.jitter, self.duplicate = loss, delay, jitter, duplicate
+        self.link_delay = link_delay
+        """The base one-way delay of the link src -> dst; None: `delay` for every link."""
         self.endpoints: dict[Address, MemoryTransport] = {}
         self._group: dict[Address, int] = {}
         self.packets = self.lost = self.blocked = 0
@@ -50,8 +55,9 @@ class SimNetwork:
         group = self._group
         return not group or group.get(a, -1) == group.get(b, -1) or a not in group or b not in group
 
-    def _latency(self) -> float:
-        return self.delay + self.rng.random() * self.jitter
+    def _latency(self, src: Address, dst: Address) -> float:
+        base = self.delay if self.link_delay is None else self.link_delay(src, dst)
+        return base + self.rng.random() * self.jitter
 
     def _reachable(self, src: Address, dst: Address) -> MemoryTransport | None:
         endpoint = self.endpoints.get(dst)
@@ -67,9 +73,9 @@ class SimNetwork:
         if rng.random() < self.loss:
             self.lost += 1
             return
-        self.loop.call_later(self._latency(), self._deliver, src, dst, data)
+        self.loop.call_later(self._latency(src, dst), self._deliver, src, dst, data)
         if self.duplicate and rng.random() < self.duplicate:
-            self.loop.call_later(self._latency(), self._deliver, src, dst, data)
+            self.loop.call_later(self._latency(src, dst), self._deliver, src, dst, data)
 
     def _deliver(self, src: Address, dst: Address, data: bytes) -> None:
         endpoint = self._reachable(src, dst)
@@ -86,14 +92,14 @@ class SimNetwork:
 
     # --- streams -----------------------------------------------------------------------------------
 
-    def _stream_latency(self) -> float:
+    def _stream_latency(self, src: Address, dst: Address) -> float:
         """Handshake plus data one way; a lost segment costs a retransmission timeout."""
         lost = self.rng.random() < self.loss
-        return 1.5 * self._latency() + (_RTO if lost else 0.0)
+        return 1.5 * self._latency(src, dst) + (_RTO if lost else 0.0)
 
     async def request(self, src: Address, dst: Address, data: bytes, timeout: float) -> bytes:
         reply = self.loop.create_future()
-        self.loop.call_later(self._stream_latency(), self._serve, src, dst, data, reply)
+        self.loop.call_later(self._stream_latency(src, dst), self._serve, src, dst, data, reply)
         try:
             return await asyncio.wait_for(reply, timeout)
         except TimeoutError:
@@ -110,7 +116,7 @@ class SimNetwork:
                 self.loop.call_at(resume, self._serve, src, dst, data, reply)
                 return
         answer = endpoint.on_stream(data, src)
-        self.loop.call_later(self._stream_latency(), self._answer, src, dst, answer, reply)
+        self.loop.call_later(self._stream_latency(dst, src), self._answer, src, dst, answer, reply)
 
     def _answer(self, src: Address, dst: Address, answer: bytes | None, reply: asyncio.Future) -> None:
         if reply.done() or not self.connected(src, dst):
