@@ -19,7 +19,7 @@ import ctypes
 import time
 from collections.abc import Iterator
 
-from rocksdict import Options, Rdict, ReadOptions, WriteBatch, WriteOptions
+from rocksdict import Checkpoint, Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 DOC = b"d"
 DOC_PREFIX = b"d\x00"
@@ -138,6 +138,21 @@ class Store:
         self._db.flush_wal(True)
         if self._metrics:
             self._metrics.storage_fsync.observe(time.perf_counter() - started)
+
+    async def checkpoint(self, path: str) -> tuple[int, dict[bytes, bytes]]:
+        """Write a consistent copy of the store into `path` (a new directory on this filesystem: SST
+        files are hard-linked, the rest copied) while writes go on. Returns what the copy holds as
+        the digest sees it: (documents, {partition: digest root}); needs `digest`.
+
+        rocksdict holds the GIL for the whole of `create_checkpoint`, including the memtable flush it
+        begins with, so it stalls the event loop wherever it runs. `flush` releases the GIL: flushing
+        in a worker thread first leaves the checkpoint only the writes made since (a few ms instead of
+        a flush of up to 16 MiB). The checkpoint then runs on the loop thread, since it would stall it
+        anyway: no write can come between it and the digest read, which so describes the copy exactly.
+        """
+        await asyncio.get_running_loop().run_in_executor(None, self._db.flush)
+        Checkpoint(self._db).create_checkpoint(path)
+        return len(self.digest), {p: self.digest.root(p) for p in self.digest.partitions()}
 
     def compact_memory(self) -> None:
         """After a bulk load: move the memtable to disk and give freed heap back to the OS."""
