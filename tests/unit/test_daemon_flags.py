@@ -1,4 +1,4 @@
-"""taskmasterd's replication flags: --replicas N|all, --write-quorum W."""
+"""taskmasterd's flags: --replicas N|all, --write-quorum W, --zone, --log-format, and bad values."""
 
 from __future__ import annotations
 
@@ -13,8 +13,15 @@ def test_replicas_and_write_quorum():
     assert parse_args(["--replicas", "5", "--write-quorum", "3"]).replicas == 5
 
 
+def test_zone_and_log_flags():
+    assert (parse_args([]).zone, parse_args([]).log_format, parse_args([]).log_level) == ("", "text", "info")
+    config = parse_args(["--zone", "eu-west-1", "--log-format", "json", "--log-level", "WARNING"])
+    assert (config.zone, config.log_format, config.log_level) == ("eu-west-1", "json", "warning")
+
+
 @pytest.mark.parametrize("argv", [["--replicas", "0"], ["--replicas", "many"], ["--write-quorum", "0"],
-                                  ["--write-quorum", "x"]])
+                                  ["--write-quorum", "x"], ["--log-format", "xml"], ["--log-level", "loud"],
+                                  ["--profile", "moon"], ["--http", "nowhere"], ["--join", "a:99999"]])
 def test_bad_replication_flags_are_refused_with_a_message(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         parse_args(argv)

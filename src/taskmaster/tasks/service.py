@@ -249,7 +249,8 @@ class TaskService:
                 await self.replicate({k: self.store.get(k) for k in changed})
             kinds = Counter(r["kind"] for r in records)
             log.warning("repaired %s tag %r after a merge: %s (recorded in the tasks' metadata.repairs)",
-                        root, tag, ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
+                        root, tag, ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
+                        extra={"event": "repair", "project": root, "tag": tag, "repairs": dict(kinds)})
         return records
 
     def _commit(self, project: Project, tx: ProjectTx) -> dict[bytes, bytes]:
