@@ -98,7 +98,7 @@ def tool(name: str, check: Check | None = None) -> Callable[[Handler], Handler]:
 
 def load_all() -> dict[str, Tool]:
     """Import every tool module (registration happens on import)."""
-    from . import ai, dependencies, operations, pending, project, tags, tasks_read, tasks_write  # noqa: F401
+    from . import ai, autopilot, dependencies, operations, project, tags, tasks_read, tasks_write  # noqa: F401
 
     missing = set(_SPEC["tools"]) - set(TOOLS)
     if missing:
