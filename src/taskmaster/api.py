@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, backup
 from .mcp.server import McpServer
 from .replication.coordinator import CallFailed
 from .ring import partition_key
@@ -147,13 +147,25 @@ def build_app(node: Node) -> web.Application:
         # Membership is the cluster's to read (promise 4): same origin and token rules as /mcp.
         return mcp.guard(request) or web.json_response(node.cluster())
 
+    async def operations(request: web.Request) -> web.Response:
+        """GET [?all=1]: the supervised operations running anywhere in the cluster (with all=1, also the
+        finished ones still kept); same rules as /cluster."""
+        return mcp.guard(request) or web.json_response(
+            await node.operations.gather(request.query.get("all") in ("1", "true")))
+
+    async def backup_(request: web.Request) -> web.StreamResponse:
+        """A consistent checkpoint of this node's store, streamed as a tar (taskmasterd backup)."""
+        return mcp.guard(request) or await backup.send(request, node)
+
     app.router.add_get("/health", health)
     app.router.add_get("/cluster", cluster)
+    app.router.add_get("/operations", operations)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/admin/export", export)
     app.router.add_post("/admin/import", import_)
     app.router.add_route("*", "/admin/faults", faults)
     app.router.add_get("/admin/digest", digest)
+    app.router.add_post("/admin/backup", backup_)
     return app
 
 

@@ -17,12 +17,14 @@ from aiohttp import web
 from . import __version__
 from .api import build_app
 from .cluster.faults import Faults, FaultyTransport
+from .cluster.gitproxy import GitProxy
 from .cluster.registry import ProviderRoutes, Registry, RegistryConfig
 from .cluster.rpc import Rpc
 from .config import Config
 from .crdt import HLC
 from .crdt.hlc import wall_ms
 from .membership import JoinError, Member, Membership, MembershipConfig
+from .membership.messages import PROTO_META, PROTOCOL_MAX, PROTOCOL_MIN, advertised
 from .metrics import Metrics
 from .replication.antientropy import AntiEntropy
 from .replication.coordinator import ReplicationConfig, Replicator
@@ -40,6 +42,7 @@ from .transport.net import NetTransport
 log = logging.getLogger(__name__)
 
 ANTIENTROPY_INTERVAL = {"lan": 2.0, "local": 0.5, "wan": 10.0}  # seconds, by membership profile
+MEMBER_EVENTS = {"suspect": "suspect", "dead": "dead", "left": "leave"}  # state -> logged event
 
 
 def _write_json(path: str, value) -> None:
@@ -76,6 +79,7 @@ class Node:
         self.operations: Operations | None = None  # supervised operations (async AI tools)
         self.registry: Registry | None = None  # named services, kept on every member
         self.models: ProviderRoutes | None = None  # this node's LLM providers, and other nodes'
+        self.git: GitProxy | None = None  # runs autopilot git steps where the checkout is
         self.boot = secrets.token_hex(4)  # this process: registry entries die with it
         self._runner: web.AppRunner | None = None
         self.membership: Membership | None = None
@@ -86,6 +90,7 @@ class Node:
         self.rpc_port = 0
         self._stopped = asyncio.Event()
         self.joined = asyncio.Event()  # set once the cluster has answered (at once without --join)
+        self._member_states: dict[str, str] = {}  # last logged state of each member
 
     # ---- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -125,7 +130,7 @@ class Node:
         antientropy = AntiEntropy(store.digest, read=lambda keys: [store.get(k) for k in keys],
                                   apply=lambda docs: replicator.apply(docs),
                                   call=lambda peer, method, payload: replicator.call_peer(peer, method, payload))
-        rcfg = ReplicationConfig(replicas=cfg.replicas, write_quorum=cfg.write_quorum,
+        rcfg = ReplicationConfig(replicas=cfg.replicas, zone=cfg.zone, write_quorum=cfg.write_quorum,
                                  put_timeout=cfg.put_timeout,
                                  antientropy_interval=cfg.antientropy_interval or ANTIENTROPY_INTERVAL[cfg.profile])
         replicator = self.replicator = Replicator(self.name, rcfg, service, self.rpc, Hints(store), Grants(store),
@@ -135,10 +140,12 @@ class Node:
         ring_file = os.path.join(cfg.data_dir, "ring.json")
         try:
             with open(ring_file) as f:
-                replicator.remember(json.load(f)["members"])
-        except (OSError, ValueError, KeyError, TypeError):
+                remembered = json.load(f)
+            replicator.remember(remembered.get("zones") or remembered["members"])  # no zones: an older file
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass  # first start: the ring is what membership finds
-        replicator.on_ring_change = lambda members: _write_json(ring_file, {"members": list(members)})
+        replicator.on_ring_change = lambda zones: _write_json(ring_file, {"members": list(zones), "zones": zones})
+        self.git = GitProxy(self.name, replicator)
         self.operations = Operations(replicator, OperationsConfig(retention=cfg.operation_retention))
         tool_operations.install(self.operations, self.tool_context)
         self.registry = Registry(replicator, self.boot, RegistryConfig(tombstone_ttl=cfg.registry_tombstone_ttl))
@@ -159,7 +166,7 @@ class Node:
         transport = FaultyTransport(net, self.faults, self._name_of)
         rpc_host = cfg.advertise[0] if cfg.advertise else cfg.gossip_host
         meta = {"http": self.http_url, "version": __version__, "rpc": f"{rpc_host}:{self.rpc_port}",
-                "boot": self.boot}
+                "boot": self.boot, "zone": cfg.zone, PROTO_META: [PROTOCOL_MIN, PROTOCOL_MAX]}
         self.membership = Membership(mcfg, transport, name=self.name, meta=meta, on_change=self._member_changed)
         await self.membership.start()
         self.gossip_port = transport.local_addr[1]
@@ -185,7 +192,8 @@ class Node:
         while True:
             try:
                 contacted = await self.membership.join(seeds)
-                log.info("joined the cluster through %d of %d seeds", contacted, len(seeds))
+                log.info("joined the cluster through %d of %d seeds", contacted, len(seeds),
+                         extra={"event": "join", "node": self.name, "seeds": contacted})
                 self.replicator.synced()
                 self.replicator.set_members(self.membership.members())
                 self.joined.set()
@@ -200,11 +208,18 @@ class Node:
         return next((x.name for x in m.members() if x.addr == addr), None) if m is not None else None
 
     def _member_changed(self, member: Member) -> None:
+        if self.rpc is not None and self.membership is not None:  # RPC speaks what gossip negotiated
+            self.rpc.version = self.membership.protocol_version
         if self.replicator is not None and self.membership is not None and self.membership.table is not None:
             self.replicator.set_members(self.membership.members())
         if member.name != self.name:
-            log.info("member %s %s:%d is %s (incarnation %d)", member.name, *member.addr, member.state,
-                     member.incarnation)
+            before, self._member_states[member.name] = self._member_states.get(member.name), member.state
+            event = MEMBER_EVENTS.get(member.state) or {"suspect": "alive", "alive": "update"}.get(before, "join")
+            log.log(logging.WARNING if member.state in ("suspect", "dead") else logging.INFO,
+                    "member %s %s:%d is %s (incarnation %d)", member.name, *member.addr, member.state,
+                    member.incarnation, extra={"event": event, "node": member.name,
+                                               "addr": f"{member.addr[0]}:{member.addr[1]}",
+                                               "incarnation": member.incarnation})
 
     async def stop(self) -> None:
         """Announce our leave, finish in-flight calls (up to drain_seconds), flush, close."""
@@ -260,16 +275,33 @@ class Node:
         return f"taskmasterd ready name={self.name} http={self.http_url} gossip={self.gossip_addr}"
 
     def cluster(self) -> dict:
-        """GET /cluster: this node's view of the membership."""
+        """GET /cluster: this node's view of the membership, each member with its ring share and its
+        health as seen from here."""
         m = self.membership
         members = [] if m is None else [
             {"name": x.name, "gossip": f"{x.addr[0]}:{x.addr[1]}", "http": x.meta.get("http"),
-             "state": x.state, "incarnation": x.incarnation, "meta": x.meta}
+             "zone": x.meta.get("zone", ""), "version": x.meta.get("version"), "proto": list(advertised(x.meta)),
+             "state": x.state, "incarnation": x.incarnation, "meta": x.meta,
+             **self._standing(x.name)}
             for x in sorted(m.members(), key=lambda x: x.name)]
         ring = self.replicator.ownership() if self.replicator is not None else {}
         services = [e.to_dict() for e in self.registry.entries()] if self.registry is not None else []
         return {"self": self.name, "members": members, "health": {"lhm": m.local_health() if m else 0},
+                "protocol": {"speaks": m.protocol_version if m else PROTOCOL_MIN,
+                             "supports": [PROTOCOL_MIN, PROTOCOL_MAX]},
                 "ring": ring, "services": services}
+
+    def _standing(self, name: str) -> dict:
+        """A member's ring share (the fraction of keys it holds a replica of; None outside the ring)
+        and what this node knows of it without asking it: reachable for calls, round trip, and
+        writes waiting here for it (hints)."""
+        rep = self.replicator
+        if rep is None:
+            return {"share": None, "health": None}
+        rtt = rep.rpc.rtt(name)
+        return {"share": rep.ring.share(rep.config.replicas or len(rep.ring)).get(name),
+                "health": {"reachable": rep.reachable(name), "hints": rep.hints.pending(name),
+                           "rtt_ms": None if rtt is None else round(rtt * 1000, 2)}}
 
     def health(self) -> dict:
         return {"status": "ok", "name": self.name, "version": __version__, "http": self.http_url,

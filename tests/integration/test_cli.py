@@ -4,6 +4,7 @@ environment settings, plain and terminal rendering. The first block needs no dae
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -24,8 +25,12 @@ from hypothesis import strategies as st
 from taskmaster.cli import run
 from taskmaster.cli.client import admin_base, tool_error_message
 from taskmaster.cli.commands import DEFAULT_SERVER, Request, UsageError, parse, settings
-from taskmaster.cli.render import Printer, plain, view_cluster, view_list, view_show
+from taskmaster.cli.render import Printer, plain, view_list, view_show
 from taskmaster.tools.registry import error_text
+from tests.cluster import TOKEN, Cluster
+from tests.fakes.llm_servers import FakeLlmServer, Reply
+from tests.fakes.llm_setup import tasks_json
+from tests.integration.test_operations_processes import configure_model, status_until
 
 BIN = Path(sys.executable).parent
 DAEMON = str(BIN / "taskmasterd")
@@ -493,43 +498,125 @@ def test_default_daemon_with_a_token(tmp_path):
         assert d.stop() == 0
 
 
-# ---- task-master cluster ---------------------------------------------------------------------------------
-CLUSTER = {"self": "b", "health": {"lhm": 2}, "members": [
-    {"name": "a", "gossip": "10.0.0.1:7946", "http": "http://10.0.0.1:7070/mcp", "state": "dead", "incarnation": 3,
-     "meta": {}},
-    {"name": "b", "gossip": "10.0.0.2:7946", "http": None, "state": "alive", "incarnation": 12, "meta": {}}]}
-
-
+# ---- task-master cluster and ops ----------------------------------------------------------------------
 def test_cluster_is_a_get_of_the_cluster_endpoint():
     assert request("cluster") == Request("/cluster", view="cluster", admin=True, method="GET")
-
-
-def test_cluster_renders_a_member_table():
-    out = io.StringIO()
-    Printer(out, rich=False).print(view_cluster(CLUSTER, None))
-    lines = out.getvalue().splitlines()
-    assert lines[0].split() == ["Name", "Gossip", "HTTP", "State", "Incarnation"]
-    assert lines[1].split() == ["a", "10.0.0.1:7946", "http://10.0.0.1:7070/mcp", "dead", "3"]
-    assert lines[2].split() == ["*", "b", "10.0.0.2:7946", "-", "alive", "12"]  # this node, no HTTP known
-    assert lines[1].index("dead") == lines[2].index("alive")
-    assert lines[3] == "2 members · 1 dead · 1 alive · local health 2"
 
 
 def test_cluster_against_a_daemon_table_and_json(daemon):
     p = cli("cluster", "--json", server=daemon.url)
     assert p.returncode == 0, p.stderr
     body = json.loads(p.stdout)
-    assert set(body) == {"self", "members", "health", "ring", "services"} and body["health"] == {"lhm": 0}
+    assert {"self", "members", "health", "ring", "services"} <= set(body) and body["health"] == {"lhm": 0}
     assert body["services"] == [], "no model configured: nothing registered"
     assert body["ring"]["members"] == [body["self"]] and body["ring"]["replicas"] == 3
     [me] = body["members"]
     assert me["name"] == body["self"] and me["state"] == "alive" and me["http"] == daemon.url
     assert me["incarnation"] >= 1 and re.fullmatch(r"127\.0\.0\.1:\d+", me["gossip"])
+    assert me["share"] == 1.0 and me["health"] == {"reachable": True, "hints": 0, "rtt_ms": None}
     p = cli("cluster", server=daemon.url)
     assert p.returncode == 0 and ANSI not in p.stdout, p.stderr
-    assert re.search(rf"^\*\s+{re.escape(me['name'])}\s+{me['gossip']}\s+{daemon.url}\s+alive\s+"
-                     rf"{me['incarnation']}$", p.stdout, re.M), p.stdout
-    assert "1 member · 1 alive · local health 0" in p.stdout
-    assert "ring: N=3 W=2 · 128 vnodes · hints pending 0" in p.stdout
+    lines = p.stdout.splitlines()
+    assert lines[0] == f"1 member · 1 alive · no zones set · N=3 W=2 · this node {me['name']}"
+    assert re.fullmatch(rf"\*\s+{re.escape(me['name'])}\s+-\s+alive\s+{re.escape(me['meta']['version'])}\s+"
+                        rf"{re.escape(daemon.url)}\s+100\.0%\s+ok", lines[2]), p.stdout
+    assert lines[3] == "local health 0 · hints pending 0 · 128 vnodes per member"
     p = cli("cluster", server=f"http://127.0.0.1:{closed_port()}/mcp")
     assert p.returncode == 3 and "cannot reach taskmasterd" in p.stderr
+
+
+# ---- against a cluster of real processes -------------------------------------------------------------------
+ZONES = ("east", "west", "west")
+
+
+class ZonedCluster(Cluster):
+    def node(self, i: int, *extra: str):
+        return super().node(i, "--zone", ZONES[i], *extra)
+
+
+def cluster_cli(c: Cluster, i: int, *args: str) -> subprocess.CompletedProcess:
+    """The CLI against node i, in-process (the console script's code without an interpreter start-up;
+    call it in a thread: it runs its own event loop)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = run([*args, "--server", c.nodes[i].url, "--token", TOKEN], out, err)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+async def test_cluster_on_three_nodes_in_two_zones(tmp_path):
+    async with ZonedCluster(tmp_path, 3, "--replicas", "2") as c:
+        names = [n.name for n in c.nodes]
+        p = await asyncio.to_thread(cluster_cli, c, 1, "cluster", "--json")
+        assert p.returncode == 0, p.stderr
+        members = {m["name"]: m for m in json.loads(p.stdout)["members"]}
+        assert sorted(members) == names and {m["zone"] for m in members.values()} == set(ZONES)
+        assert all(m["health"]["reachable"] for m in members.values())
+        shares = {name: m["share"] for name, m in members.items()}
+        assert abs(sum(shares.values()) - 2) < 1e-3, shares  # N=2: two replicas of every key
+        assert shares[names[0]] == 1.0, "the only member of its zone holds a copy of every key"
+        p = await asyncio.to_thread(cluster_cli, c, 1, "cluster")
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.splitlines()
+        assert lines[0] == f"3 members · 3 alive · 2 zones · N=2 W=2 · this node {names[1]}"
+        for name, zone in zip(names, ZONES, strict=True):
+            share = f"{shares[name] * 100:.1f}%"
+            assert re.search(rf"^\*?\s+{name}\s+{zone}\s+alive\s+\S+\s+\S+\s+{re.escape(share)}\s+ok\b",
+                             p.stdout, re.M), p.stdout
+
+        c.nodes[2].signal(signal.SIGKILL)
+        c.nodes[2].wait()
+        await c.wait_members({names[2]: "dead"}, among=[0, 1])
+        p = await asyncio.to_thread(cluster_cli, c, 0, "cluster")
+        assert p.returncode == 4, "a dead member: the table, and exit code 4"
+        assert re.search(rf"^\s+{names[2]}\s+west\s+dead\s.*\sdown$", p.stdout, re.M), p.stdout
+        assert p.stdout.splitlines()[-1] == f"not alive: {names[2]}"
+        p = await asyncio.to_thread(cluster_cli, c, 0, "cluster", "--json")
+        assert p.returncode == 4 and json.loads(p.stdout)["self"] == names[0]
+
+
+class GatedLlm(FakeLlmServer):
+    """Answers each model request once the test opens the gate."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, latency=1.0, **kwargs)
+        self.gate = asyncio.Event()
+
+    async def _pause(self, seconds: float) -> None:
+        await self.gate.wait()
+
+
+async def test_ops_lists_the_running_operation_from_another_node_then_the_finished_one(tmp_path):
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "prd.txt").write_text("# Shop\n\n1. Browse\n2. Pay\n")
+    async with GatedLlm("openai", default=Reply(tasks_json("Browse", "Pay"))) as model:
+        configure_model(tmp_path, 3, model)
+        async with Cluster(tmp_path, 3) as c:
+            p = await asyncio.to_thread(cluster_cli, c, 2, "ops")
+            assert (p.returncode, p.stdout) == (0, "No operations running.\n"), p.stderr
+            started = await c.client(0).call("parse_prd", projectRoot=str(root), input="prd.txt", **{"async": True})
+            op_id = started["data"]["operationId"]
+            deadline = time.monotonic() + 10
+            while not model.requests:  # the runner is waiting for the model: the operation is in progress
+                assert time.monotonic() < deadline, "the model was never asked"
+                await asyncio.sleep(0.02)
+
+            p = await asyncio.to_thread(cluster_cli, c, 2, "ops", "--json")
+            assert p.returncode == 0, p.stderr
+            [op] = json.loads(p.stdout)["operations"]
+            assert (op["operationId"], op["kind"], op["projectRoot"], op["tag"], op["status"]) == \
+                (op_id, "parse_prd", str(root), "master", "in_progress")
+            assert op["runner"] in [n.name for n in c.nodes] and op["progress"] == {"done": 0, "total": 1}
+            p = await asyncio.to_thread(cluster_cli, c, 2, "ops")
+            assert re.search(rf"^{op_id}\s+parse_prd\s+{re.escape(str(root))}\s+master\s+in_progress\s+"
+                             rf"{op['runner']}\s+\d\d:\d\d:\d\d\s+0/1\s+\d+s$", p.stdout, re.M), p.stdout
+            assert p.stdout.splitlines()[-1] == "1 operation running"
+
+            model.gate.set()
+            await status_until(c.client(1), str(root), op_id, lambda s: s["status"] == "completed", 20)
+            p = await asyncio.to_thread(cluster_cli, c, 2, "ops")
+            assert (p.returncode, p.stdout) == (0, "No operations running.\n"), p.stderr
+            p = await asyncio.to_thread(cluster_cli, c, 1, "ops", "--all", "--json")
+            [op] = json.loads(p.stdout)["operations"]
+            assert (op["operationId"], op["status"], op["progress"]) == (op_id, "completed", {"done": 1, "total": 1})
+            p = await asyncio.to_thread(cluster_cli, c, 1, "ops", "--all")
+            assert re.search(rf"^{op_id}\s+parse_prd\s.*\scompleted\s.*\s1/1\s", p.stdout, re.M), p.stdout

@@ -1,6 +1,7 @@
 """`task-master`: Task Master's everyday commands as a client of a running taskmasterd.
 
-Exit codes: 0 ok, 1 tool or JSON-RPC error, 2 usage error, 3 daemon unreachable.
+Exit codes: 0 ok, 1 tool or JSON-RPC error, 2 usage error, 3 daemon unreachable, 4 `cluster` answered
+and some member is suspect or dead (its table or JSON is printed all the same).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import sys
 from typing import TextIO
 
 from .commands import Request, Settings, UsageError, parse, settings
-from .render import VIEWS, Printer
+from .render import VIEWS, Printer, unwell_members
 
 EXIT_USAGE = 2
+EXIT_DEGRADED = 4
 
 
 async def execute(request: Request, cfg: Settings) -> tuple[object, str | None]:
@@ -22,7 +24,7 @@ async def execute(request: Request, cfg: Settings) -> tuple[object, str | None]:
 
     async with McpHttpClient(cfg.server, cfg.token) as client:
         if request.admin and request.method == "GET":
-            return await client.admin(request.target), None
+            return await client.admin(request.target, query=request.args), None
         if request.admin:
             return await client.admin(request.target, {"projectRoot": cfg.project, **request.args}), None
         envelope = await client.call_tool(request.target, {"projectRoot": cfg.project, **request.args})
@@ -50,7 +52,7 @@ def run(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | 
         out.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
     else:
         Printer(out).print(VIEWS[request.view](data, tag))
-    return 0
+    return EXIT_DEGRADED if request.view == "cluster" and unwell_members(data) else 0
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -162,13 +162,13 @@ class McpHttpClient:
             pass
 
     # ---- admin endpoints ---------------------------------------------------------------------------
-    async def admin(self, path: str, body: dict | None = None) -> dict:
-        """POST `body` to the daemon's `path` (GET it when there is no body, as for /cluster);
-        returns its JSON answer or raises CliError."""
+    async def admin(self, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+        """POST `body` to the daemon's `path` (GET it with `query` when there is no body, as for
+        /cluster); returns its JSON answer or raises CliError."""
         url = admin_base(self.url) + path
         headers = {k: v for k, v in self._headers.items() if k == "Authorization"}
         try:
-            async with self._http.request("GET" if body is None else "POST", url, json=body,
+            async with self._http.request("GET" if body is None else "POST", url, json=body, params=query,
                                           headers=headers) as resp:
                 self._check_auth(resp)
                 text = await resp.text()

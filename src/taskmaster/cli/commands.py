@@ -20,7 +20,7 @@ class UsageError(Exception):
 @dataclass(frozen=True)
 class Request:
     target: str  # MCP tool name, or admin endpoint path ("/admin/export")
-    args: dict = field(default_factory=dict)  # tool arguments / endpoint body, projectRoot excluded
+    args: dict = field(default_factory=dict)  # tool arguments / endpoint body (a GET's query), projectRoot excluded
     view: str = "message"  # how render.py shows the answer
     admin: bool = False
     method: str = "POST"  # admin endpoints: a GET reads the node itself and sends no body
@@ -172,7 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("import", _import, "load the project's tasks.json into the daemon")
     p.add_argument("-i", "--input", metavar="PATH", help="file (default .taskmaster/tasks/tasks.json)")
 
-    command("cluster", _cluster, "list the cluster's members as the daemon sees them")
+    command("cluster", _cluster, "the cluster's members as the daemon sees them: zone, state, version, "
+            "ring share, health (exit code 4 when a member is suspect or dead)")
+
+    p = command("ops", _ops, "the supervised operations (async AI tools) running anywhere in the cluster")
+    p.add_argument("--all", action="store_true", help="also the finished ones the cluster still keeps")
     return parser
 
 
@@ -266,6 +270,10 @@ def _import(ns) -> Request:
 
 def _cluster(ns) -> Request:
     return Request("/cluster", view="cluster", admin=True, method="GET")
+
+
+def _ops(ns) -> Request:
+    return Request("/operations", {"all": "1"} if ns.all else {}, "ops", admin=True, method="GET")
 
 
 # ---- environment -----------------------------------------------------------------------------------

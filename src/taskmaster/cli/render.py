@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TextIO
 
 Seg = tuple[str, str]  # (text, rich style; "" for none)
@@ -206,29 +207,129 @@ def view_import(data: dict, tag: str | None) -> list[Block]:
 
 
 def view_cluster(data: dict, tag: str | None) -> list[Block]:
-    """GET /cluster: one row per member, this node marked with *, then the counts by state."""
+    """GET /cluster: a header (size, states, zones, N/W, this node), one row per member (this node
+    marked *), then this node's own figures."""
     me = data.get("self")
     members = data.get("members") or []
+    ring = data.get("ring") or {}
     rows = tuple((("*" if m.get("name") == me else "", "bold green"),
                   (str(m.get("name", "")), "bold" if m.get("name") == me else ""),
-                  (str(m.get("gossip", "")), ""), (str(m.get("http") or "-"), "dim"),
+                  (str(m.get("zone") or "-"), ""),
                   (str(m.get("state", "")), MEMBER_STYLE.get(str(m.get("state")), "")),
-                  (str(m.get("incarnation", "")), "")) for m in members)
+                  (str((m.get("meta") or {}).get("version") or "-"), "dim"), (str(m.get("http") or "-"), "dim"),
+                  (_share(m.get("share")), ""), health_seg(m, me)) for m in members)
     counts = Counter(str(m.get("state")) for m in members)
-    parts: list[str | Seg] = [(f"{len(members)} member{'' if len(members) == 1 else 's'}", "bold")]
+    zones = {m.get("zone") for m in members if m.get("state") != "left"} - {None, ""}
+    header: list[str | Seg] = [(f"{len(members)} member{'' if len(members) == 1 else 's'}", "bold")]
     for state, count in counts.items():
-        parts += [" · ", (f"{count} {state}", MEMBER_STYLE.get(state, ""))]
-    lhm = (data.get("health") or {}).get("lhm")
-    if lhm is not None:
-        parts.append(f" · local health {lhm}")
-    blocks: list[Block] = [Grid(("", "Name", "Gossip", "HTTP", "State", "Incarnation"), rows), line(*parts)]
-    ring = data.get("ring")
+        header += [" · ", (f"{count} {state}", MEMBER_STYLE.get(state, ""))]
+    header.append(f" · {len(zones)} zone{'' if len(zones) == 1 else 's'}" if zones else " · no zones set")
     if ring:
-        owned = " · ".join(f"{name} {count}" for name, count in (ring.get("partitions_owned") or {}).items())
-        blocks.append(line(f"ring: N={ring.get('replicas')} W={ring.get('write_quorum')} · "
-                           f"{ring.get('vnodes')} vnodes · hints pending {ring.get('hints_pending')}"
-                           + (f" · partitions held: {owned}" if owned else "")))
+        header.append(f" · N={ring.get('replicas')} W={ring.get('write_quorum')}")
+    header.append(f" · this node {me}")
+    blocks: list[Block] = [line(*header),
+                           Grid(("", "Name", "Zone", "State", "Version", "HTTP", "Share", "Health"), rows)]
+    figures = [f"local health {(data.get('health') or {}).get('lhm', 0)}"]
+    if ring:
+        figures += [f"hints pending {ring.get('hints_pending', 0)}", f"{ring.get('vnodes')} vnodes per member"]
+    blocks.append(line((" · ".join(figures), "dim")))
+    unwell = unwell_members(data)
+    if unwell:
+        blocks.append(line((f"not alive: {', '.join(unwell)}", "bold red")))
     return blocks
+
+
+def unwell_members(data: dict) -> list[str]:
+    """Members membership holds suspect or dead (one that left did so on purpose)."""
+    return [str(m.get("name")) for m in data.get("members") or [] if m.get("state") in ("suspect", "dead")]
+
+
+def _share(share: Any) -> str:
+    """A member's ring share: the fraction of the keys it holds a replica of."""
+    return f"{share * 100:.1f}%" if isinstance(share, int | float) else "-"
+
+
+def health_seg(member: dict, me: Any) -> Seg:
+    """What this node knows of a member beyond its state: can it reach it, how far away it is, and
+    how many writes it holds for it (hints) until it can deliver them."""
+    health = member.get("health") or {}
+    state, hints, rtt = member.get("state"), health.get("hints") or 0, health.get("rtt_ms")
+    problems = []
+    if state in ("alive", "suspect") and health.get("reachable") is False:
+        problems.append("unreachable")
+    if hints:
+        problems.append(f"{hints} hint{'' if hints == 1 else 's'} pending")
+    if problems:
+        return (", ".join(problems), "yellow" if state == "alive" else "red")
+    latency = "" if member.get("name") == me or rtt is None else f" ({rtt:.1f} ms)"
+    if state == "alive":
+        return ("ok" + latency, "green")
+    if state == "suspect":  # membership doubts it, yet calls still get through
+        return ("reachable" + latency, "yellow")
+    return ("down" if state == "dead" else "-", "red" if state == "dead" else "dim")
+
+
+OPERATION_STYLE = {"queued": "yellow", "in_progress": "cyan", "completed": "green", "failed": "red"}
+
+
+def view_ops(data: dict, tag: str | None) -> list[Block]:
+    """GET /operations: one row per operation, oldest first; ages are counted on the daemon's clock."""
+    now = _time(data.get("now"))
+    rows = tuple(((str(o.get("operationId", "")), "bold"), (str(o.get("kind") or "-"), ""),
+                  (str(o.get("projectRoot") or "-"), ""), (str(o.get("tag") or "-"), ""),
+                  (str(o.get("status", "")), OPERATION_STYLE.get(str(o.get("status")), "")),
+                  (str(o.get("runner") or "-"), ""), (_clock(_time(o.get("startedAt")), now), "dim"),
+                  (_progress(o.get("progress")), ""), (_age(_time(o.get("createdAt")), now), ""))
+                 for o in data.get("operations") or [])
+    finished = bool(data.get("all"))
+    blocks: list[Block] = []
+    if rows:
+        blocks.append(Grid(("ID", "Kind", "Project", "Tag", "State", "Runner", "Started", "Progress", "Age"),
+                           rows))
+        blocks.append(line(f"{len(rows)} operation{'' if len(rows) == 1 else 's'}",
+                           "" if finished else " running"))
+    else:
+        blocks.append(line(("No operations kept." if finished else "No operations running.", "dim")))
+    missing = data.get("missing") or []
+    if missing:
+        blocks.append(line((f"did not answer: {', '.join(map(str, missing))} "
+                            "(operations only they hold are not listed)", "yellow")))
+    return blocks
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _clock(at: datetime | None, now: datetime | None) -> str:
+    """A moment as the time of day (UTC), with its date when that is not the daemon's today."""
+    if at is None:
+        return "-"
+    return at.strftime("%H:%M:%S" if now is not None and at.date() == now.date() else "%Y-%m-%d %H:%M")
+
+
+def _age(at: datetime | None, now: datetime | None) -> str:
+    if at is None or now is None:
+        return "-"
+    return duration((now - at).total_seconds())
+
+
+def duration(seconds: float) -> str:
+    """12s, 3m04s, 1h02m, 2d03h: two units at most, as `ps`/`kubectl` print ages."""
+    s = max(0, int(seconds))
+    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1)):
+        if s >= size:
+            return f"{s // size}{unit}{(s % size) // sub_size:02d}{sub}"
+    return f"{s}s"
+
+
+def _progress(progress: Any) -> str:
+    if isinstance(progress, dict) and "done" in progress:
+        return f"{progress['done']}/{progress.get('total', '?')}"
+    return "-"
 
 
 def view_message(data: Any, tag: str | None) -> list[Block]:
@@ -240,7 +341,7 @@ def view_message(data: Any, tag: str | None) -> list[Block]:
 
 VIEWS = {"list": view_list, "show": view_show, "next": view_next, "tags": view_tags, "use_tag": view_use_tag,
          "subtask": view_subtask, "generate": view_generate, "export": view_export, "import": view_import,
-         "cluster": view_cluster, "message": view_message}
+         "cluster": view_cluster, "ops": view_ops, "message": view_message}
 
 
 # ---- printing --------------------------------------------------------------------------------------

@@ -33,6 +33,10 @@ class Hints:
     def __len__(self) -> int:
         return sum(len(keys) for keys in self._pending.values())
 
+    def pending(self, owner: str) -> int:
+        """Documents held here for `owner`."""
+        return len(self._pending.get(owner, ()))
+
     def owners(self) -> list[str]:
         return [owner for owner, keys in self._pending.items() if keys]
 

@@ -21,6 +21,8 @@ partition stay bounded however many operations come and go):
   second copy of anything. Under a partition both sides may run it: they write the same documents.
 - Outcome. `result` and `error` are set only by a runner that finished, so a late write of a
   runner that lost the race never makes a finished operation look unfinished again.
+- Listing. `gather` (GET /operations, `task-master ops`) asks every member for the records it holds
+  and keeps the newest copy of each: a finished one over any unfinished one.
 - Bounded. A finished operation's documents are deleted on every replica once `retention` has passed
   since the stamp of its outcome (the same moment on every replica); documents that anti-entropy
   brings back later are deleted again on arrival, and documents left without a record by a partial
@@ -30,6 +32,7 @@ partition stay bounded however many operations come and go):
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import secrets
@@ -41,6 +44,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taskmaster.background import Background, woken_or_after
+from taskmaster.cluster.rpc import RpcError
 from taskmaster.crdt import Doc, decode
 from taskmaster.crdt.doc import latest
 from taskmaster.crdt.hlc import physical
@@ -102,6 +106,35 @@ def finished_ms(record: Doc) -> int | None:
     return None
 
 
+def summary(op_id: str, record: Doc) -> dict:
+    """What get_operation_status shows of an operation, but its result (which may be large)."""
+    status = outcome(record)
+    view = {"operationId": op_id, "kind": record.get("kind"), "status": status,
+            "progress": record.get("progress"), "runner": record.get("runner"),
+            "attempts": record.get("attempts"), "projectRoot": record.get("root"), "tag": record.get("tag"),
+            "createdAt": record.get("createdAt"), "startedAt": record.get("startedAt"),
+            "finishedAt": record.get("finishedAt") if status in (COMPLETED, FAILED) else None}
+    if status == FAILED:
+        view["error"] = record.get("error")
+    return view
+
+
+def newest_copies(held: list[list[tuple[int, dict]]], include_finished: bool) -> list[dict]:
+    """One summary per operation out of several replicas' (stamp, summary) copies: a finished copy
+    over an unfinished one (an outcome is never undone), else the newest stamp (then the greater
+    text: the answer does not depend on who answered first); the unfinished ones only unless
+    `include_finished`, oldest first."""
+    newest: dict[str, tuple[tuple[bool, int, str], dict]] = {}
+    for copies in held:
+        for stamp, view in copies:
+            rank = (view["status"] in (COMPLETED, FAILED), stamp, json.dumps(view, sort_keys=True, default=str))
+            kept = newest.get(view["operationId"])
+            if kept is None or rank > kept[0]:
+                newest[view["operationId"]] = (rank, view)
+    views = [v for (done, _, _), v in newest.values() if include_finished or not done]
+    return sorted(views, key=lambda v: (v.get("createdAt") or "", v["operationId"]))
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -145,7 +178,7 @@ class Operations:
         for key, value in self.store.scan(PREFIX):
             self._index(key, value)
         for method, handler in (("op.submit", self._on_submit), ("op.status", self._on_status),
-                                ("op.apply", self._on_apply)):
+                                ("op.apply", self._on_apply), ("op.list", self._on_list)):
             rep.rpc.register(method, handler)
         rep.doc_listeners.append(self._on_docs)
         rep.member_listeners.append(lambda _: self._wake.set())
@@ -175,6 +208,40 @@ class Operations:
             raise ValueError(f"not an operation id: {op_id!r}")
         return await self.rep.route(self._partition(op_id), "op.status", op_id, lambda: self._on_status(self.name, op_id))
 
+    def held(self) -> list[tuple[int, dict]]:
+        """Every operation record held here: (the stamp of its newest field, its summary)."""
+        out = []
+        for key, value in self.store.scan(PREFIX):
+            op_id = split_doc_key(key)[2]
+            if is_operation_id(op_id):  # plans and saved answers are not listed
+                record = decode(value)
+                out.append((latest(record), summary(op_id, record)))
+        return out
+
+    async def gather(self, include_finished: bool = False) -> dict:
+        """The operations of the whole cluster (the unfinished ones unless `include_finished`), oldest
+        first: every member is asked for the records it holds (each holds the buckets it replicates)
+        and the newest copy of each operation is kept, a finished one over any unfinished one. Members
+        that did not answer are named in "missing": operations only they hold are absent."""
+        peers = [m for m in self.rep.ring.members if m != self.name]
+        answers = await asyncio.gather(*(self._held_by(p) for p in peers))
+        held = [self.held(), *(a for a in answers if a is not None)]
+        return {"self": self.name, "now": _iso(self._wall_ms()), "all": include_finished,
+                "operations": newest_copies(held, include_finished),
+                "missing": [p for p, a in zip(peers, answers, strict=True) if a is None]}
+
+    async def _held_by(self, peer: str) -> list[tuple[int, dict]] | None:
+        """The records `peer` holds, or None when it cannot be asked or does not answer in time."""
+        if not self.rep.reachable(peer):
+            return None
+        try:
+            raw = await self.rep.rpc.call(peer, self.rep.addrs[peer], "op.list", None,
+                                          self.rep.config.catch_up_timeout)
+        except RpcError as exc:  # an older version without op.list answers RemoteError
+            log.debug("op.list on %s failed: %s", peer, exc)
+            return None
+        return _copies(raw)
+
     def __len__(self) -> int:
         """Documents of operations held here (what retention keeps bounded)."""
         return sum(1 for _ in self.store.scan(PREFIX))
@@ -201,6 +268,9 @@ class Operations:
             raise ValueError("op.status takes an operation id")
         await self.rep.catch_up_partition(self._partition(op_id))
         return self._view(op_id)
+
+    async def _on_list(self, peer: str, _: Any) -> list[tuple[int, dict]]:
+        return self.held()
 
     async def _on_apply(self, peer: str, request: Any) -> dict:
         _fields(request, "opId", "kind", "root", "tag")
@@ -292,16 +362,9 @@ class Operations:
         record = self._doc(op_id)
         if record is None:
             return None
-        status = outcome(record)
-        view = {"operationId": op_id, "kind": record.get("kind"), "status": status,
-                "progress": record.get("progress"), "runner": record.get("runner"),
-                "attempts": record.get("attempts"), "projectRoot": record.get("root"), "tag": record.get("tag"),
-                "createdAt": record.get("createdAt"), "startedAt": record.get("startedAt"),
-                "finishedAt": record.get("finishedAt") if status in (COMPLETED, FAILED) else None}
-        if status == COMPLETED:
+        view = summary(op_id, record)
+        if view["status"] == COMPLETED:
             view["result"] = record.get("result")
-        elif status == FAILED:
-            view["error"] = record.get("error")
         return view
 
     async def _write(self, op_id: str, changes: dict[str, dict]) -> int:
@@ -383,6 +446,15 @@ def _fields(request: Any, *names: str) -> tuple[str, ...]:
     if not isinstance(request, dict) or not all(isinstance(request.get(n), str) for n in names):
         raise ValueError(f"the request needs {', '.join(names)} as strings")
     return tuple(request[n] for n in names)
+
+
+def _copies(raw: Any) -> list[tuple[int, dict]] | None:
+    """A peer's op.list answer, its malformed items left out (None when it is not a list at all)."""
+    if not isinstance(raw, list):
+        return None
+    return [(item[0], item[1]) for item in raw
+            if isinstance(item, list | tuple) and len(item) == 2 and _count(item[0]) and isinstance(item[1], dict)
+            and is_operation_id(item[1].get("operationId")) and isinstance(item[1].get("status"), str)]
 
 
 def _count(value: Any) -> bool:
