@@ -15,22 +15,8 @@ import pytest
 from taskmaster.ring import Ring, partition_key
 from tests.cluster import Cluster, Node, ToolFailed
 from tests.daemon import Daemon
+from tests.gitrepo import git, make_repo
 from tests.jsonrpc_client import McpHttp
-
-
-def git(root, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout
-
-
-def make_repo(path: Path) -> str:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Test")
-    git(path, "config", "user.email", "test@example.com")
-    (path / "README").write_text("hello\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "init")
-    return str(path)
 
 
 async def add_task(client: McpHttp, root: str, title: str, subtasks: list[str]) -> int:

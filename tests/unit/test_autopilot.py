@@ -5,7 +5,6 @@ input gets a clear error and changes nothing (tasks, workflow state, nor the git
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +17,7 @@ from taskmaster.tasks.state import ProjectView, copy_json
 from taskmaster.tools import registry
 from taskmaster.tools.registry import ParamError, ToolContext
 from tests.conftest import ROOT
+from tests.gitrepo import git, make_repo
 
 registry.load_all()
 
@@ -251,21 +251,6 @@ def test_random_runs_never_skip_a_phase_nor_exceed_the_attempts(attempts, steps)
 
 
 # ---- git steps in real repositories ------------------------------------------------------------------
-def git(root, *args) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout
-
-
-def make_repo(path) -> str:
-    os.makedirs(path, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Test")
-    git(path, "config", "user.email", "test@example.com")
-    (path / "README").write_text("hello\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "init")
-    return str(path)
-
-
 async def test_tree_status_counts_each_kind_of_change(tmp_path):
     root = make_repo(tmp_path / "repo")
     assert await gitwork.sees(root) and not await gitwork.sees(str(tmp_path))
