@@ -42,6 +42,11 @@ SYSTEM_ROOTS = b"d\x00~"
 """Documents of the cluster's own (registry entries, operation records: roots "~..."), not tasks: no
 task invariants to repair there."""
 
+def _has_tasks(partition: bytes) -> bool:
+    """A tag of a project (not the project's own partition, not the cluster's system documents)."""
+    return not partition.startswith(SYSTEM_ROOTS) and split_partition(partition)[1] != PROJECT_TAG
+
+
 LocalCall = Callable[[str, Any, Callable[[], str | None], bytes], Awaitable[dict]]
 """Runs a forwarded tool call here: (name, arguments, quorum problem of its partition, partition)."""
 
@@ -70,7 +75,8 @@ class ReplicationConfig:
     """After documents from a peer change a tag: wait this long (the rest of a burst arrives), then
     check the tag's invariants once."""
     repair_interval: float = 2.0
-    """And every this often, each tag this node coordinates that changed since its last check."""
+    """And every this often, each tag this node coordinates now whose documents a peer changed
+    since its last check (it may not have coordinated the tag when they arrived)."""
 
 
 @dataclass
@@ -106,6 +112,7 @@ class Replicator:
         self._outbox: dict[bytes, _Flight] = {}  # per partition: the batch gathering for the next flight
         self._flying: set[bytes] = set()  # partitions with a batch on its way
         self._repairing: set[bytes] = set()  # partitions with an invariant check scheduled
+        self._unchecked: set[bytes] = set()  # task partitions peers changed since their last check here
         self._silent: dict[str, tuple[float, float]] = {}  # peer -> (skipped until, backoff): see _went_silent
         self._wake_handoff = asyncio.Event()
         rpc.register("rep.put", self._on_put)
@@ -118,6 +125,8 @@ class Replicator:
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
+        # What the last run stored was perhaps never checked: every tag once, as it becomes ours.
+        self._unchecked.update(p for p in self.service.store.digest.partitions() if _has_tasks(p))
         self._background.spawn(self._handoff_loop())
         self._background.spawn(self._antientropy_loop())
         self._background.spawn(self._repair_loop())
@@ -526,7 +535,10 @@ class Replicator:
         if changed:
             for listener in self.doc_listeners:
                 listener(changed)
-        for partition in {partition_of(k) for k in changed if not k.startswith(SYSTEM_ROOTS)}:
+        for partition in {partition_of(k) for k in changed}:
+            if not _has_tasks(partition):
+                continue
+            self._unchecked.add(partition)
             if partition not in self._repairing and self.candidates(partition)[:1] == [self.name]:
                 self._repairing.add(partition)
                 self._background.spawn(self._repair(partition))
@@ -535,30 +547,25 @@ class Replicator:
     async def _repair(self, partition: bytes) -> None:
         try:
             await asyncio.sleep(self.config.repair_delay)
-            root, tag = split_partition(partition)
-            if tag != PROJECT_TAG:
-                self.stats["invariant_repairs"] += len(await self.service.repair(root, tag))
+            self._unchecked.discard(partition)
+            self.stats["invariant_repairs"] += len(await self.service.repair(*split_partition(partition)))
         finally:
             self._repairing.discard(partition)
 
     async def _repair_loop(self) -> None:
-        """Tags this node coordinates whose documents changed since their last check are checked
-        again, however they changed: a stale write by a coordinator resumed after a pause arrives as
-        a plain put. After each check it waits ten times what the check cost, so a big tag under
-        heavy writes is not planned over and over."""
-        checked: dict[bytes, bytes] = {}
+        """Tags peers changed while this node did not coordinate them are checked once it does: a
+        stale write by a coordinator resumed after a pause arrives as a plain put while that
+        coordinator is first in line again, and the tag may come back to us. Only peers' documents
+        can break an invariant (this node's own writes keep them), so a tag written only here is
+        never re-checked. After each check it waits ten times what the check cost."""
         while True:
             await asyncio.sleep(self.config.repair_interval)
-            digest = self.service.store.digest
-            for partition in digest.partitions():
-                root, tag = split_partition(partition)
-                if tag == PROJECT_TAG or root.startswith("~") or self.candidates(partition)[:1] != [self.name]:
+            for partition in list(self._unchecked):
+                if partition in self._repairing or self.candidates(partition)[:1] != [self.name]:
                     continue
-                if checked.get(partition) == digest.root(partition):
-                    continue
+                self._unchecked.discard(partition)
                 started = time.perf_counter()
-                self.stats["invariant_repairs"] += len(await self.service.repair(root, tag))
-                checked[partition] = digest.root(partition)
+                self.stats["invariant_repairs"] += len(await self.service.repair(*split_partition(partition)))
                 await asyncio.sleep(10 * (time.perf_counter() - started))
 
     # ---- hinted handoff --------------------------------------------------------------------------------
