@@ -28,3 +28,24 @@ def test_bad_replication_flags_are_refused_with_a_message(argv, capsys):
     assert exc.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]  # after argparse's usage lines
     assert message.startswith("taskmasterd: error:") and argv[0] in message, message
+
+
+def test_a_full_collection_freezes_its_survivors_and_a_young_one_does_not():
+    import gc
+
+    from taskmaster.daemon import freeze_after_full_collection
+
+    def frozen(obj) -> bool:  # frozen objects leave the generations the collector scans
+        return not any(o is obj for o in gc.get_objects())
+
+    gc.unfreeze()
+    gc.callbacks.append(freeze_after_full_collection)
+    try:
+        kept = [[i] for i in range(10)]
+        gc.collect(0)
+        assert not frozen(kept) and gc.get_freeze_count() == 0
+        gc.collect()
+        assert frozen(kept) and frozen(kept[3])
+    finally:
+        gc.callbacks.remove(freeze_after_full_collection)
+        gc.unfreeze()
