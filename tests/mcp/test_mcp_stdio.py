@@ -160,6 +160,18 @@ async def test_bridge_reports_an_unreachable_daemon(tmp_path):
     assert "cannot reach the taskmaster daemon at http://127.0.0.1:9/mcp" in err.value.message
 
 
+async def test_bridge_logs_json_lines_without_its_token():
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    proc = await asyncio.create_subprocess_exec(
+        *BRIDGE, "--server", "http://127.0.0.1:9/mcp", "--token", "bridge-secret-token", "--log-format", "json",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(orjson.dumps(init) + b"\n"), 30)
+    lines = [json.loads(line) for line in err.decode().splitlines()]
+    assert any("unreachable" in line["msg"] and line["level"] == "warning" for line in lines)
+    assert b"bridge-secret-token" not in err
+
+
 async def test_embedded_node_without_server(tmp_path):
     data = str(tmp_path / "data")
     root = str(tmp_path / "project")

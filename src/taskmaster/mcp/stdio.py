@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import aiohttp
 import orjson
 
+from .. import logs
 from . import jsonrpc
 from .server import LATEST_HANDSHAKE
 
@@ -323,14 +324,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="bearer token for the daemon (TASKMASTER_TOKEN)")
     p.add_argument("--data-dir", default=os.path.expanduser(os.path.join("~", ".taskmaster", "data")),
                    help="data directory of the embedded node (default ~/.taskmaster/data)")
-    p.add_argument("--log-level", default=os.environ.get("TASKMASTER_LOG_LEVEL", "warning"))
+    p.add_argument("--log-level", default=os.environ.get("TASKMASTER_LOG_LEVEL", "warning"),
+                   choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-format", default=os.environ.get("TASKMASTER_LOG_FORMAT", "text"), choices=("text", "json"),
+                   help="text, or json: one object per line (TASKMASTER_LOG_FORMAT)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(args.log_level, args.log_format, [args.token] if args.token else [])
     try:
         import uvloop
 
