@@ -194,7 +194,7 @@ TEXT = Kind("a string", str)
 OPTIONAL_TEXT = Kind("a string", lambda text: text or None)
 ADDRESS = Kind("a HOST:PORT string", split_hostport, render=lambda hp: _toml_string(join_hostport(*hp)))
 REPLICAS = Kind("a number or \"all\"", _replicas, (int, str), lambda n: '"all"' if n is None else str(n), True)
-QUORUM = Kind("an integer", _at_least(1), (int,), str)
+POSITIVE = Kind("an integer", _at_least(1), (int,), str)
 PORT = Kind("an integer", _at_least(0, 65535), (int,), str)
 SECONDS = Kind("a number", _positive_number, (int, float), repr)
 
@@ -258,6 +258,10 @@ OPTIONS: tuple[Option, ...] = (
            secret=True),
     Option("tools", OPTIONAL_TEXT, "tool tier: core (default), standard, all, or a comma list", "TIER",
            env_name="TASK_MASTER_TOOLS"),
+    Option("max_body_bytes", POSITIVE, "request bodies larger than this are refused with 413", "BYTES"),
+    Option("max_prd_bytes", POSITIVE, "parse_prd refuses a larger PRD with an error naming the input", "BYTES"),
+    Option("allowed_origins", TEXT, "an Origin allowed besides loopback ones (repeatable)", "ORIGIN",
+           many=True, flag_name="--allowed-origin"),
     Option("bind", ADDRESS, "gossip address (port 0 = any free port)", "HOST:PORT",
            fields=("gossip_host", "gossip_port")),
     Option("advertise", ADDRESS, "gossip address peers should use (needed when --bind is a wildcard such "
@@ -272,8 +276,17 @@ OPTIONS: tuple[Option, ...] = (
            "repeat to accept several during a rotation (the first encrypts)", "BASE64", many=True,
            secret=True, flag_name="--cluster-key", env_name="TASKMASTER_CLUSTER_KEY"),
     Option("replicas", REPLICAS, "copies of each tag's tasks; 'all' keeps a full copy on every node", "N|all"),
-    Option("write_quorum", QUORUM, "durable copies before a write is acknowledged (clamped to N)", "W"),
+    Option("write_quorum", POSITIVE, "durable copies before a write is acknowledged (clamped to N)", "W"),
     Option("rpc_port", PORT, "node-to-node RPC port on the --bind host (0: any free port, advertised)", "PORT"),
+    Option("put_timeout", SECONDS, "a replica slower than this to make a write durable counts as unreachable "
+           "(the write gets a hint)", "SECONDS"),
+    Option("join_wait", SECONDS, "with --join, hold tool calls until joined, at most this long", "SECONDS"),
+    Option("antientropy_interval", SECONDS, "mean seconds between digest exchanges with a random peer "
+           "(default: the profile's: lan 2, local 0.5, wan 10)", "SECONDS"),
+    Option("operation_retention", SECONDS, "seconds a finished async operation stays readable", "SECONDS"),
+    Option("registry_tombstone_ttl", SECONDS, "seconds a removed registry name keeps its tombstone", "SECONDS"),
+    Option("hlc_max_offset_ms", POSITIVE, "remote clocks further ahead than this are clamped", "MS"),
+    Option("drain_seconds", SECONDS, "on SIGTERM, how long in-flight calls may take to finish", "SECONDS"),
     Option("log_level", _choice("debug", "info", "warning", "error", "critical"), "log level",
            "debug|info|warning|error"),
     Option("log_format", _choice("text", "json"), "text (human) or json (one object per line)", "text|json"),

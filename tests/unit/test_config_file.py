@@ -59,6 +59,13 @@ PRECEDENCE = [
     ('log_format = "json"', ("TASKMASTER_LOG_FORMAT", "text"), ["--log-format", "json"],
      lambda c: c.log_format, "json", "text", "json"),
     ('zone = "eu"', ("TASKMASTER_ZONE", "us"), ["--zone", "ap"], lambda c: c.zone, "eu", "us", "ap"),
+    ('put_timeout = 2', ("TASKMASTER_PUT_TIMEOUT", "0.5"), ["--put-timeout", "3.5"],
+     lambda c: c.put_timeout, 2.0, 0.5, 3.5),
+    ('allowed_origins = ["https://f"]', ("TASKMASTER_ALLOWED_ORIGINS", "https://e1,https://e2"),
+     ["--allowed-origin", "https://a"], lambda c: c.allowed_origins, ("https://f",), ("https://e1", "https://e2"),
+     ("https://a",)),
+    ('drain_seconds = 30', ("TASKMASTER_DRAIN_SECONDS", "1"), ["--drain-seconds", "2"],
+     lambda c: c.drain_seconds, 30.0, 1.0, 2.0),
 ]
 
 
