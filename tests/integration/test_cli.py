@@ -30,6 +30,7 @@ from taskmaster.tools.registry import error_text
 from tests.cluster import TOKEN, Cluster
 from tests.fakes.llm_servers import FakeLlmServer, Reply
 from tests.fakes.llm_setup import tasks_json
+from tests.gitrepo import git, make_repo
 from tests.integration.test_operations_processes import configure_model, status_until
 
 BIN = Path(sys.executable).parent
@@ -84,6 +85,14 @@ def request(*argv: str) -> Request:
     (["generate", "--output", "/abs/out"], Request("generate", {"output": "/abs/out"}, "generate")),
     (["export"], Request("/admin/export", {}, "export", admin=True)),
     (["import", "--input", "/abs/t.json"], Request("/admin/import", {"input": "/abs/t.json"}, "import", admin=True)),
+    (["autopilot", "start", "3", "--max-attempts", "5", "--force"],
+     Request("autopilot_start", {"taskId": "3", "maxAttempts": 5, "force": True}, "autopilot")),
+    (["autopilot", "complete", "--results", '{"total": 2, "passed": 1, "failed": 1}'],
+     Request("autopilot_complete_phase", {"testResults": {"total": 2, "passed": 1, "failed": 1}}, "autopilot")),
+    (["autopilot", "commit", "--files", "a.py, b.py", "-m", "feat: x"],
+     Request("autopilot_commit", {"files": ["a.py", "b.py"], "customMessage": "feat: x"}, "autopilot")),
+    (["autopilot", "status"], Request("autopilot_status", {}, "autopilot")),
+    (["autopilot", "abort"], Request("autopilot_abort", {}, "autopilot")),
 ])
 def test_commands_map_to_tool_calls(argv, expected):
     assert request(*argv) == expected
@@ -620,3 +629,29 @@ async def test_ops_lists_the_running_operation_from_another_node_then_the_finish
             assert (op["operationId"], op["status"], op["progress"]) == (op_id, "completed", {"done": 1, "total": 1})
             p = await asyncio.to_thread(cluster_cli, c, 1, "ops", "--all")
             assert re.search(rf"^{op_id}\s+parse_prd\s.*\scompleted\s.*\s1/1\s", p.stdout, re.M), p.stdout
+
+
+def test_autopilot_takes_a_task_through_red_green_commit_to_finalize(tm):
+    make_repo(tm.root)
+    [task] = add_tasks(tm, "Parser")
+    for title in ("tokenize", "parse"):
+        assert tm("add-subtask", "--parent", str(task), "-t", title, "-d", "-").returncode == 0
+
+    started = tm("autopilot", "start", str(task))
+    assert started.returncode == 0, started.stderr
+    assert f"tm/master/task-{task}-parser" in started.stdout and "RED" in started.stdout
+    red = tm.json("autopilot", "complete", "--results", '{"total": 1, "passed": 0, "failed": 1}')
+    assert red["tddPhase"] == "GREEN"
+    green = tm.json("autopilot", "complete", "--results", '{"total": 1, "passed": 1, "failed": 0}')
+    assert green["tddPhase"] == "COMMIT"
+    (tm.root / "tokenize.py").write_text("def tokenize(): ...\n")
+    committed = tm.json("autopilot", "commit")
+    assert git(tm.root, "log", "-1", "--format=%s").startswith(f"feat(task-{task}):")
+    assert committed["progress"]["completed"] == 1
+    # The second subtask's RED finds nothing failing: already implemented, completed at once.
+    assert tm.json("autopilot", "complete", "--results", '{"total": 1, "passed": 1, "failed": 0}')["phase"] == "FINALIZE"
+    status = tm("autopilot", "status")
+    assert status.returncode == 0 and "2/2 subtasks" in status.stdout
+    assert "Workflow completed" in tm("autopilot", "finalize").stdout
+    assert tm("autopilot", "complete", "--results", "not json").returncode == 2
+    assert tm("autopilot", "status").returncode == 1  # no workflow any more

@@ -6,6 +6,7 @@ without a daemon.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -175,6 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
     command("cluster", _cluster, "the cluster's members as the daemon sees them: zone, state, version, "
             "ring share, health (exit code 4 when a member is suspect or dead)")
 
+    p = command("autopilot", _autopilot, "the TDD workflow of one task: RED, GREEN and COMMIT per subtask")
+    steps = p.add_subparsers(dest="autopilot_step", metavar="STEP", required=True)
+    s = steps.add_parser("start", parents=[common], help="start the workflow for a task (creates its branch)")
+    s.add_argument("task_id", metavar="ID", help="a task id (not a subtask's)")
+    s.add_argument("--max-attempts", type=int, help="GREEN attempts per subtask (default 3)")
+    s.add_argument("--force", action="store_true", help="replace a workflow in progress")
+    for name, help in (("next", "what to do next"), ("status", "phase, progress, subtasks, recent history"),
+                       ("resume", "pick up the workflow in progress"),
+                       ("finalize", "check that everything is committed and complete the workflow"),
+                       ("abort", "forget the workflow (its branch and commits stay)")):
+        steps.add_parser(name, parents=[common], help=help)
+    s = steps.add_parser("complete", parents=[common], help="report the test results of the RED or GREEN phase")
+    s.add_argument("--results", required=True, metavar="JSON",
+                   help='test results: {"total": n, "passed": n, "failed": n, "skipped": n}')
+    s = steps.add_parser("commit", parents=[common], help="stage and commit the subtask's work")
+    s.add_argument("--files", help="files to stage, comma list (default: every change)")
+    s.add_argument("-m", "--message", help="commit message instead of the generated one")
+
     p = command("ops", _ops, "the supervised operations (async AI tools) running anywhere in the cluster")
     p.add_argument("--all", action="store_true", help="also the finished ones the cluster still keeps")
     return parser
@@ -274,6 +293,26 @@ def _cluster(ns) -> Request:
 
 def _ops(ns) -> Request:
     return Request("/operations", {"all": "1"} if ns.all else {}, "ops", admin=True, method="GET")
+
+
+_AUTOPILOT_TOOLS = {"start": "autopilot_start", "next": "autopilot_next", "status": "autopilot_status",
+                   "resume": "autopilot_resume", "complete": "autopilot_complete_phase",
+                   "commit": "autopilot_commit", "finalize": "autopilot_finalize", "abort": "autopilot_abort"}
+
+
+def _autopilot(ns) -> Request:
+    step, args = ns.autopilot_step, {}
+    if step == "start":
+        args = _given(taskId=ns.task_id, maxAttempts=ns.max_attempts, force=ns.force or None)
+    elif step == "complete":
+        try:
+            args = {"testResults": json.loads(ns.results)}
+        except ValueError as exc:
+            raise UsageError(f"--results must be JSON ({exc})") from None
+    elif step == "commit":
+        args = _given(files=[f.strip() for f in ns.files.split(",") if f.strip()] if ns.files else None,
+                      customMessage=ns.message)
+    return Request(_AUTOPILOT_TOOLS[step], args, "autopilot")
 
 
 # ---- environment -----------------------------------------------------------------------------------

@@ -332,6 +332,31 @@ def _progress(progress: Any) -> str:
     return "-"
 
 
+def view_autopilot(data: Any, tag: str | None) -> list[Block]:
+    """The workflow: where it is (task, branch, phase, subtask, progress) and what comes next."""
+    if not isinstance(data, dict) or "phase" not in data:
+        return view_message(data, tag)
+    sub, done = data.get("currentSubtask"), data.get("progress") or {}
+    pairs = [("Task", (f"{data.get('taskId')} {data.get('taskTitle') or ''}".rstrip(), "bold")),
+             ("Branch", (str(data.get("branchName") or "-"), "")),
+             ("Phase", (" / ".join(str(p) for p in (data.get("phase"), data.get("tddPhase")) if p), "cyan")),
+             ("Progress", (f"{done.get('completed', 0)}/{done.get('total', 0)} subtasks", ""))]
+    if isinstance(sub, dict):
+        pairs.append(("Subtask", (f"{sub.get('id')} {sub.get('title') or ''} (attempt {sub.get('attempts', 0)} of "
+                                  f"{sub.get('maxAttempts', '?')})", "")))
+    for sub in data.get("subtasks") or ():
+        status = str(sub.get("status") or "")
+        pairs.append((f"  {sub.get('id')}", (f"{status} · {sub.get('title') or ''}", STATUS_STYLE.get(status, ""))))
+    if data.get("ranOn") or data.get("gitNode"):
+        pairs.append(("Git on", (str(data.get("ranOn") or data.get("gitNode")), "dim")))
+    blocks: list[Block] = [line(data["message"])] if isinstance(data.get("message"), str) else []
+    blocks.append(Fields(tuple(pairs)))
+    steps = data.get("nextSteps") or data.get("actionDescription")
+    if steps:
+        blocks.append(line(("Next: ", "bold green"), str(steps)))
+    return blocks
+
+
 def view_message(data: Any, tag: str | None) -> list[Block]:
     """Write tools answer with a `message`; anything else is shown as indented JSON."""
     if isinstance(data, dict) and isinstance(data.get("message"), str):
@@ -341,7 +366,7 @@ def view_message(data: Any, tag: str | None) -> list[Block]:
 
 VIEWS = {"list": view_list, "show": view_show, "next": view_next, "tags": view_tags, "use_tag": view_use_tag,
          "subtask": view_subtask, "generate": view_generate, "export": view_export, "import": view_import,
-         "cluster": view_cluster, "ops": view_ops, "message": view_message}
+         "cluster": view_cluster, "ops": view_ops, "autopilot": view_autopilot, "message": view_message}
 
 
 # ---- printing --------------------------------------------------------------------------------------
