@@ -4,6 +4,7 @@ applied at most once however often they run, and deleted after their retention o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -385,29 +386,23 @@ def test_replicas_applying_one_answer_any_number_of_times_merge_to_one_copy(runs
 
 async def _merge_case(runs, existing, force):
     root, seed = "/p", "0123456789abcdef"
-    with tempfile.TemporaryDirectory() as tmp:
-        stores = [Store(f"{tmp}/{side}") for side in "ab"]
-        try:
-            sides = {side: TaskService(s, HLC(side)) for side, s in zip("ab", stores, strict=True)}
-            old = [{"id": i, "title": f"Old {i}", "description": "x"} for i in range(1, existing + 1)]
-            await sides["a"].write(root, lambda tx: [tx.add("master", dict(t)) for t in old])
-            await _sync(sides)
-            calls = tool_operations.Recorded(None, None)
-            for side, sync_first in runs:
-                if sync_first:
-                    await _sync(sides)
-                ctx = registry.ToolContext(sides[side], root, side)
-                await _prd_finish(ctx, _plan(append=not force, force=force), [{"data": {"tasks": ANSWER}}], calls,
-                                  seed)
-            await _sync(sides)
-            for svc in sides.values():
-                titles = [t["title"] for t in svc.view(root).tasks("master")]
-                new = [t for t in titles if t.startswith("Task")]
-                assert sorted(new) == sorted(f"Task {i}" for i in range(1, 6)), titles
-                assert len(titles) == 5 + (0 if force else existing), titles
-        finally:
-            for s in stores:
-                s.close()
+    with _two_sides() as sides:
+        old = [{"id": i, "title": f"Old {i}", "description": "x"} for i in range(1, existing + 1)]
+        await sides["a"].write(root, lambda tx: [tx.add("master", dict(t)) for t in old])
+        await _sync(sides)
+        calls = tool_operations.Recorded(None, None)
+        for side, sync_first in runs:
+            if sync_first:
+                await _sync(sides)
+            ctx = registry.ToolContext(sides[side], root, side)
+            await _prd_finish(ctx, _plan(append=not force, force=force), [{"data": {"tasks": ANSWER}}], calls,
+                              seed)
+        await _sync(sides)
+        for svc in sides.values():
+            titles = [t["title"] for t in svc.view(root).tasks("master")]
+            new = [t for t in titles if t.startswith("Task")]
+            assert sorted(new) == sorted(f"Task {i}" for i in range(1, 6)), titles
+            assert len(titles) == 5 + (0 if force else existing), titles
 
 
 @settings(max_examples=20, deadline=None)
@@ -419,27 +414,33 @@ def test_replicas_applying_one_expansion_any_number_of_times_merge_to_one_set_of
 
 async def _expansion_case(runs, force, had):
     root, seed = "/p", "00000000000000ee"
+    with _two_sides() as sides:
+        old = [{"id": i, "title": f"T{i}", "description": "x", "status": "pending",
+                "subtasks": [{"id": 1, "title": "old", "description": "o", "status": "pending",
+                              "dependencies": []}] if had else []} for i in (1, 2)]
+        await sides["a"].write(root, lambda tx: [tx.add("master", dict(t)) for t in old])
+        await _sync(sides)
+        plan = {"tag": "master", "force": force, "tasks": [[1, 3], [2, 3]]}
+        answers = [{"data": json.loads(SUBTASKS)}] * 2
+        for side, sync_first in runs:
+            if sync_first:
+                await _sync(sides)
+            await _expand_all_finish(registry.ToolContext(sides[side], root, side), plan, answers,
+                                     tool_operations.Recorded(None, None), seed)
+        await _sync(sides)
+        expected = ["Step 1", "Step 2", "Step 3"] if force or not had else ["old"]
+        for svc in sides.values():
+            for task in svc.view(root).tasks("master"):
+                assert [s["title"] for s in task["subtasks"]] == expected, task
+
+
+@contextlib.contextmanager
+def _two_sides():
+    """Two replicas, "a" and "b", each on its own store: the two sides of a partition."""
     with tempfile.TemporaryDirectory() as tmp:
         stores = [Store(f"{tmp}/{side}") for side in "ab"]
         try:
-            sides = {side: TaskService(s, HLC(side)) for side, s in zip("ab", stores, strict=True)}
-            old = [{"id": i, "title": f"T{i}", "description": "x", "status": "pending",
-                    "subtasks": [{"id": 1, "title": "old", "description": "o", "status": "pending",
-                                  "dependencies": []}] if had else []} for i in (1, 2)]
-            await sides["a"].write(root, lambda tx: [tx.add("master", dict(t)) for t in old])
-            await _sync(sides)
-            plan = {"tag": "master", "force": force, "tasks": [[1, 3], [2, 3]]}
-            answers = [{"data": json.loads(SUBTASKS)}] * 2
-            for side, sync_first in runs:
-                if sync_first:
-                    await _sync(sides)
-                await _expand_all_finish(registry.ToolContext(sides[side], root, side), plan, answers,
-                                         tool_operations.Recorded(None, None), seed)
-            await _sync(sides)
-            expected = ["Step 1", "Step 2", "Step 3"] if force or not had else ["old"]
-            for svc in sides.values():
-                for task in svc.view(root).tasks("master"):
-                    assert [s["title"] for s in task["subtasks"]] == expected, task
+            yield {side: TaskService(s, HLC(side)) for side, s in zip("ab", stores, strict=True)}
         finally:
             for s in stores:
                 s.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .create import next_task_id
 from .errors import TaskError
-from .ids import Ref
+from .ids import Ref, renumbered
 from .model import DEFAULT_PRIORITY, PRIORITIES, STATUSES, exists
 from .references import express, sorted_deps
 from .state import ProjectTx, ProjectView, copy_json
@@ -37,9 +37,7 @@ def check_prd_target(view: ProjectView, tag: str, *, append: bool, force: bool) 
 def number_prd_tasks(raw: list[dict], start: int, default_priority: str) -> list[dict]:
     """The model's tasks as stored tasks with ids start, start+1, ... in answer order; dependencies
     mapped through the model's ids and kept only when they name an earlier task of the answer."""
-    new_id = {}
-    for index, item in enumerate(raw):
-        new_id.setdefault(item["id"], start + index)
+    new_id = renumbered(raw, start)
     tasks = []
     for index, item in enumerate(raw):
         me = start + index

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .complexity import complexity_of
 from .errors import TaskError
-from .ids import Ref
+from .ids import Ref, renumbered
 from .model import DONE
 from .references import refs_or_error, sorted_deps
 from .remove import drop_everywhere
@@ -72,9 +72,7 @@ def number_subtasks(raw: list[dict], *, parent: int, start: int, limit: int = 0,
     positive). A dependency maps through the model's ids and stays only when it names an earlier new
     subtask, or one of `siblings` (subtasks the parent keeps); stored as "P.S"."""
     kept = raw[:limit] if limit > 0 else raw
-    new_id = {}
-    for index, item in enumerate(kept):
-        new_id.setdefault(item["id"], start + index)
+    new_id = renumbered(kept, start)
     subtasks = []
     for index, item in enumerate(kept):
         me = start + index

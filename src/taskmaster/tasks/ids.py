@@ -73,3 +73,11 @@ def dep_wire(dep: int | str) -> int | str:
             return int(s)
         return s
     return dep
+
+
+def renumbered(items: list[dict], start: int) -> dict:
+    """A model's ids for `items` -> start, start+1, ... by position (a repeated id keeps its first)."""
+    new_id: dict = {}
+    for index, item in enumerate(items):
+        new_id.setdefault(item["id"], start + index)
+    return new_id
